@@ -1,0 +1,345 @@
+/*
+ * convert.c - drive one Clarity export through the pipeline:
+ * clarity_in (records) -> template (checks, rows) -> sage_out (files).
+ *
+ * The template is chosen on the first record: --template if given, else
+ * the first template of the file's kind (wrapper member, then file name
+ * prefix) whose detection keys the record has.  Good records are written
+ * as they come; bad ones are listed in B.rejects.json and summarised on
+ * stderr.  A file that is not JSON to its end leaves no output at all:
+ * the writer's temporary files are removed and the byte offset is named.
+ *
+ * DIAGNOSTICS
+ *	Messages go to stderr as "sagebridge: FILE: …"; the return value is
+ *	the exit status (sysexits.h).
+ */
+#include "convert.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yajl/yajl_gen.h>
+
+#include "clarity_in.h"
+#include "publish.h"
+
+#define READ_CHUNK (256 * 1024)
+#define SHOW_MAX 20 /* reject / warning lines printed per file */
+
+typedef struct {
+    const convert_opts *o;
+    const char *path;
+    char *batch;
+    cin_parser *cin;
+    template *t;
+    tpl_run *run;
+    tpl_result res;
+    sage_writer *w;
+    ofile *rejects;
+    yajl_gen gen;
+    convert_stats st;
+    int status; /* exit status decided inside the callback */
+    sbuf err;
+} job;
+
+static const char *const kinds[] = {"orders", "products", "customers", "payments"};
+
+/* kind_from_name - "orders-2026.json" -> "orders" */
+static const char *kind_from_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if (strncasecmp(base, kinds[i], strlen(kinds[i])) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+/* base_name - file name without folder and last extension */
+static char *base_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    return strndup(base, n);
+}
+
+static int has_key(void *ctx, const char *key)
+{
+    return cin_first_has_key(ctx, key);
+}
+
+/* choose_template - on the first record */
+static int choose_template(job *j)
+{
+    tpl_set *s = j->o->templates;
+    const char *kind = cin_wrapper_kind(j->cin);
+    if (!kind)
+        kind = kind_from_name(j->path);
+    if (j->o->template_name) {
+        j->t = tpl_find(s, j->o->template_name);
+        if (!j->t) {
+            fprintf(stderr, "sagebridge: %s: no template named \"%s\" (see templates/)\n", j->path,
+                    j->o->template_name);
+            j->status = 78;
+            return -1;
+        }
+    } else {
+        j->t = tpl_detect(s, kind, has_key, j->cin);
+        if (!j->t) {
+            fprintf(stderr,
+                    "sagebridge: %s: no template recognises these records (kind %s); name one "
+                    "with --template\n",
+                    j->path, kind ? kind : "unknown");
+            j->status = 65;
+            return -1;
+        }
+    }
+    j->st.template_name = tpl_name(j->t);
+    j->run = tpl_run_new(j->t);
+    tpl_result_init(&j->res, j->t);
+    if (j->o->outdir) {
+        j->w = sw_open(tpl_output(j->t), j->o->outdir, j->batch, j->o->formats, &j->err);
+        if (!j->w) {
+            fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
+            j->status = 73;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void gen_str(yajl_gen g, const char *s, size_t n)
+{
+    yajl_gen_string(g, (const unsigned char *)s, n);
+}
+
+static void gen_kv(yajl_gen g, const char *k, const char *v, size_t n)
+{
+    gen_str(g, k, strlen(k));
+    gen_str(g, v, n);
+}
+
+static void gen_ki(yajl_gen g, const char *k, uint64_t v)
+{
+    gen_str(g, k, strlen(k));
+    yajl_gen_integer(g, (long long)v);
+}
+
+/* add_reject - one object in B.rejects.json and a line on stderr */
+static int add_reject(job *j, const record *rec)
+{
+    const tpl_issue *e = &j->res.errors[0];
+    j->st.rejected++;
+    if (j->st.rejected <= SHOW_MAX)
+        fprintf(stderr, "sagebridge: %s: record %llu (line %llu%s%.*s) rejected: %s%s%s: %s\n",
+                j->path, (unsigned long long)rec->index, (unsigned long long)rec->line,
+                j->res.key.n ? ", key " : "", (int)j->res.key.n, j->res.key.p, e->field,
+                *e->field ? ": " : "", e->code, e->message);
+    if (!j->o->outdir)
+        return 0;
+    if (!j->rejects) {
+        sbuf name = {0};
+        sbuf_printf(&name, "%s.rejects.json", j->batch);
+        j->rejects = of_open(j->o->outdir, name.p, &j->err);
+        sbuf_free(&name);
+        if (!j->rejects)
+            return -1;
+        of_puts(j->rejects, "[\n");
+    } else {
+        of_puts(j->rejects, ",\n");
+    }
+    yajl_gen g = j->gen;
+    yajl_gen_clear(g);
+    yajl_gen_reset(g, NULL);
+    yajl_gen_map_open(g);
+    gen_ki(g, "record", rec->index);
+    gen_ki(g, "line", rec->line);
+    gen_ki(g, "offset", rec->offset);
+    gen_kv(g, "key", j->res.key.p, j->res.key.n);
+    gen_kv(g, "field", e->field, strlen(e->field));
+    gen_kv(g, "code", e->code, strlen(e->code));
+    gen_kv(g, "message", e->message, strlen(e->message));
+    yajl_gen_map_close(g);
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_get_buf(g, &buf, &len);
+    return of_write(j->rejects, buf, len);
+}
+
+static void show_warnings(job *j, const record *rec)
+{
+    for (size_t i = 0; i < j->res.nwarnings; i++) {
+        const tpl_issue *w = &j->res.warnings[i];
+        if (++j->st.warnings <= SHOW_MAX)
+            fprintf(stderr, "sagebridge: %s: warning: record %llu (key %.*s): %s: %s: %s\n",
+                    j->path, (unsigned long long)rec->index, (int)j->res.key.n, j->res.key.p,
+                    w->field, w->code, w->message);
+    }
+}
+
+/* on_record - called by the reader for every complete record */
+static int on_record(void *ctx, record *rec)
+{
+    job *j = ctx;
+    if (!j->t && choose_template(j) != 0)
+        return -1;
+    j->st.records++;
+    int rc = tpl_eval(j->run, rec, &j->res);
+    if (rc != 0) {
+        if (add_reject(j, rec) != 0) {
+            fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
+            j->status = 73;
+            return -1;
+        }
+        return 0;
+    }
+    show_warnings(j, rec);
+    if (j->w && sw_record(j->w, &j->res, &j->err) != 0) {
+        fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
+        j->status = 74;
+        return -1;
+    }
+    j->st.written++;
+    return 0;
+}
+
+static void job_cleanup(job *j, int failed)
+{
+    if (failed) {
+        sw_abort(j->w);
+        of_abort(j->rejects);
+        j->w = NULL;
+        j->rejects = NULL;
+    }
+    if (j->t) {
+        tpl_result_free(&j->res);
+        tpl_run_free(j->run);
+    }
+    cin_free(j->cin);
+    yajl_gen_free(j->gen);
+    sbuf_free(&j->err);
+    free(j->batch);
+}
+
+/* finish - publish outputs (or not) and choose the exit status */
+static int finish(job *j)
+{
+    if (!j->t) { /* no record at all */
+        const char *kind = cin_wrapper_kind(j->cin);
+        if (!kind)
+            kind = kind_from_name(j->path);
+        if (j->o->template_name || kind) {
+            if (choose_template(j) != 0)
+                return j->status;
+        } else {
+            fprintf(stderr, "sagebridge: %s: no records; nothing written\n", j->path);
+            return 0;
+        }
+    }
+    if (j->w) {
+        int rc = sw_commit(j->w, &j->err);
+        j->w = NULL;
+        if (rc != 0) {
+            fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
+            return 73;
+        }
+    }
+    if (j->rejects) {
+        of_puts(j->rejects, "\n]\n");
+        int rc = of_commit(j->rejects, &j->err);
+        j->rejects = NULL;
+        if (rc != 0) {
+            fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
+            return 73;
+        }
+    } else if (j->o->outdir) {
+        /* a rejects file left by an earlier run of the same input is no longer true */
+        sbuf name = {0};
+        sbuf_printf(&name, "%s/%s.rejects.json", j->o->outdir, j->batch);
+        unlink(name.p);
+        sbuf_free(&name);
+    }
+    if (j->st.warnings > SHOW_MAX)
+        fprintf(stderr, "sagebridge: %s: … and %llu more warnings\n", j->path,
+                (unsigned long long)(j->st.warnings - SHOW_MAX));
+    if (j->st.rejected) {
+        if (j->st.rejected > SHOW_MAX)
+            fprintf(stderr, "sagebridge: %s: … and %llu more rejected records\n", j->path,
+                    (unsigned long long)(j->st.rejected - SHOW_MAX));
+        fprintf(stderr,
+                "sagebridge: %s: %llu of %llu records rejected%s%s%s%s; fix them at the source "
+                "and convert again\n",
+                j->path, (unsigned long long)j->st.rejected, (unsigned long long)j->st.records,
+                j->o->outdir ? " (listed in " : "", j->o->outdir ? j->o->outdir : "",
+                j->o->outdir ? "/" : "", j->o->outdir ? "…rejects.json)" : "");
+        return 65;
+    }
+    return 0;
+}
+
+int convert_file(const convert_opts *o, const char *path, convert_stats *st)
+{
+    job j = {.o = o, .path = path};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "sagebridge: %s: cannot open the input: %s\n", path, strerror(errno));
+        return errno == ENOENT ? 66 : 74;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        fprintf(stderr, "sagebridge: %s: not a regular file\n", path);
+        close(fd);
+        return 66;
+    }
+    j.batch = o->batch ? xstrdup(o->batch) : base_name(path);
+    j.gen = yajl_gen_alloc(NULL);
+    j.cin = cin_new(tpl_schema(o->templates), on_record, &j);
+    char *buf = xmalloc(READ_CHUNK);
+    cin_status cs = CIN_OK;
+    int io_err = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, READ_CHUNK);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            io_err = errno;
+            break;
+        }
+        if (n == 0) {
+            cs = cin_finish(j.cin);
+            break;
+        }
+        cs = cin_feed(j.cin, buf, (size_t)n);
+        if (cs != CIN_OK)
+            break;
+    }
+    free(buf);
+    close(fd);
+    int rc;
+    if (io_err) {
+        fprintf(stderr, "sagebridge: %s: read error: %s\n", path, strerror(io_err));
+        rc = 74;
+    } else if (cs == CIN_STOPPED) {
+        rc = j.status ? j.status : 74;
+    } else if (cs != CIN_OK) {
+        const char *what = cs == CIN_TRUNCATED ? "the file ends too early (truncated)"
+                                               : "the file is not valid Clarity JSON";
+        fprintf(stderr,
+                "sagebridge: %s: byte %llu: %s: %s; nothing was written, fix or re-export the "
+                "file\n",
+                path, (unsigned long long)cin_error_offset(j.cin), what, cin_message(j.cin));
+        rc = 65;
+    } else {
+        rc = finish(&j);
+    }
+    if (st)
+        *st = j.st;
+    job_cleanup(&j, 1); /* after finish() nothing is left to abort */
+    return rc;
+}

@@ -1,0 +1,285 @@
+/*
+ * decimal.c - exact decimal arithmetic for money and quantities.
+ *
+ * INTERFACE
+ *	dec_parse() reads decimal text as found in JSON numbers and CSV cells:
+ *	optional sign, digits, optional fraction, optional exponent ("1.5e1").
+ *	Leading "+" and surrounding spaces are accepted; thousands separators
+ *	and currency symbols are not (the caller strips them where a template
+ *	says so).
+ *
+ *	dec_add(), dec_sub(), dec_mul() compute exactly, aligning scales; a
+ *	product whose scale would exceed DEC_MAX_SCALE is rounded half away from
+ *	zero to DEC_MAX_SCALE digits (no Sage column has more than 8).
+ *
+ *	dec_round() rounds half away from zero to a given number of places,
+ *	which is the only rounding the product does (SPEC §4).
+ *
+ *	dec_format() writes the value with exactly `scale` fraction digits, or,
+ *	with `trim`, with trailing zeros (and a bare point) removed.
+ *
+ * DIAGNOSTICS
+ *	DEC_ESYNTAX for text that is not a number, DEC_EOVERFLOW for more than
+ *	DEC_MAX_DIGITS significant digits or an exponent that moves the value
+ *	out of range.  Nothing is printed; callers name the record and field.
+ */
+#include "decimal.h"
+
+#include <string.h>
+
+static const __int128 DEC_LIMIT = (__int128)1000000000000000000LL * 1000000000000000000LL; /* 1e36 */
+
+/* pow10 - 10^n as a 128-bit integer, n <= 37 */
+static __int128 pow10i(int n)
+{
+    __int128 p = 1;
+    while (n-- > 0)
+        p *= 10;
+    return p;
+}
+
+/* rescale_up - multiply the coefficient so that the value has scale s >= a.scale */
+static dec_status rescale_up(decimal a, int s, decimal *out)
+{
+    int d = s - a.scale;
+    __int128 c = a.coef;
+    while (d-- > 0) {
+        if (c > DEC_LIMIT || c < -DEC_LIMIT)
+            return DEC_EOVERFLOW;
+        c *= 10;
+    }
+    out->coef = c;
+    out->scale = s;
+    return DEC_OK;
+}
+
+/* dec_parse - decimal text to value */
+dec_status dec_parse(const char *s, size_t len, decimal *out)
+{
+    const char *p = s, *end = s + len;
+    bool neg = false, any = false;
+    __int128 c = 0;
+    int scale = 0, digits = 0, exp = 0;
+
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (p < end && (*p == '-' || *p == '+'))
+        neg = (*p++ == '-');
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        any = true;
+        if (c == 0 && *p == '0')
+            continue;
+        if (++digits > DEC_MAX_DIGITS)
+            return DEC_EOVERFLOW;
+        c = c * 10 + (*p - '0');
+    }
+    if (p < end && *p == '.') {
+        p++;
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            any = true;
+            if (c != 0 || *p != '0')
+                if (++digits > DEC_MAX_DIGITS)
+                    return DEC_EOVERFLOW;
+            c = c * 10 + (*p - '0');
+            scale++;
+        }
+    }
+    if (!any)
+        return DEC_ESYNTAX;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        bool eneg = false, edig = false;
+        p++;
+        if (p < end && (*p == '-' || *p == '+'))
+            eneg = (*p++ == '-');
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            edig = true;
+            if (exp < 1000)
+                exp = exp * 10 + (*p - '0');
+        }
+        if (!edig)
+            return DEC_ESYNTAX;
+        if (eneg)
+            exp = -exp;
+    }
+    if (p != end)
+        return DEC_ESYNTAX;
+    scale -= exp;
+    /* Drop trailing zeros that a large scale would carry needlessly. */
+    while (scale > 0 && c != 0 && c % 10 == 0 && scale > DEC_MAX_SCALE) {
+        c /= 10;
+        scale--;
+    }
+    if (c == 0 && scale > DEC_MAX_SCALE)
+        scale = DEC_MAX_SCALE;
+    if (scale > DEC_MAX_SCALE) {
+        /* More fraction digits than kept: round, as a Sage column would. */
+        decimal t = {neg ? -c : c, scale};
+        int drop = scale - DEC_MAX_SCALE;
+        if (drop > 37)
+            t.coef = 0, t.scale = DEC_MAX_SCALE;
+        else
+            t = dec_round(t, DEC_MAX_SCALE);
+        *out = t;
+        return DEC_OK;
+    }
+    while (scale < 0) {
+        if (c > DEC_LIMIT)
+            return DEC_EOVERFLOW;
+        c *= 10;
+        scale++;
+    }
+    if (c >= DEC_LIMIT * 10)
+        return DEC_EOVERFLOW;
+    out->coef = neg ? -c : c;
+    out->scale = scale;
+    return DEC_OK;
+}
+
+/* dec_add - exact sum */
+dec_status dec_add(decimal a, decimal b, decimal *out)
+{
+    int s = a.scale > b.scale ? a.scale : b.scale;
+    if (rescale_up(a, s, &a) || rescale_up(b, s, &b))
+        return DEC_EOVERFLOW;
+    out->coef = a.coef + b.coef;
+    out->scale = s;
+    if (out->coef > DEC_LIMIT * 10 || out->coef < -DEC_LIMIT * 10)
+        return DEC_EOVERFLOW;
+    return DEC_OK;
+}
+
+/* dec_sub - exact difference */
+dec_status dec_sub(decimal a, decimal b, decimal *out)
+{
+    return dec_add(a, dec_neg(b), out);
+}
+
+/* dec_mul - exact product, rounded to DEC_MAX_SCALE places if it has more */
+dec_status dec_mul(decimal a, decimal b, decimal *out)
+{
+    /* Trim trailing zeros first so that 2.50000 x 3.000 stays small. */
+    while (a.scale > 0 && a.coef % 10 == 0)
+        a.coef /= 10, a.scale--;
+    while (b.scale > 0 && b.coef % 10 == 0)
+        b.coef /= 10, b.scale--;
+    __int128 x = a.coef < 0 ? -a.coef : a.coef;
+    __int128 y = b.coef < 0 ? -b.coef : b.coef;
+    if (x != 0 && y > ((((__int128)1) << 126) / x))
+        return DEC_EOVERFLOW;
+    decimal r = {a.coef * b.coef, a.scale + b.scale};
+    if (r.scale > DEC_MAX_SCALE)
+        r = dec_round(r, DEC_MAX_SCALE);
+    *out = r;
+    return DEC_OK;
+}
+
+/* dec_neg - negation */
+decimal dec_neg(decimal a)
+{
+    a.coef = -a.coef;
+    return a;
+}
+
+/* dec_abs - absolute value */
+decimal dec_abs(decimal a)
+{
+    if (a.coef < 0)
+        a.coef = -a.coef;
+    return a;
+}
+
+/* dec_sign - -1, 0 or 1 */
+int dec_sign(decimal a)
+{
+    return (a.coef > 0) - (a.coef < 0);
+}
+
+/* dec_cmp - compare values, whatever their scales */
+int dec_cmp(decimal a, decimal b)
+{
+    decimal d;
+    if (dec_sub(a, b, &d) != DEC_OK) /* only for values near 1e36 */
+        return (a.coef > 0) - (b.coef > 0);
+    return dec_sign(d);
+}
+
+/* dec_round - round half away from zero to `scale` places (never adds places) */
+decimal dec_round(decimal a, int scale)
+{
+    if (scale < 0)
+        scale = 0;
+    if (a.scale <= scale)
+        return a;
+    __int128 div = pow10i(a.scale - scale);
+    __int128 q = a.coef / div, r = a.coef % div;
+    if (r < 0)
+        r = -r;
+    if (r * 2 >= div)
+        q += a.coef < 0 ? -1 : 1;
+    a.coef = q;
+    a.scale = scale;
+    return a;
+}
+
+/* dec_format - write the value with exactly `scale` places, or trimmed */
+size_t dec_format(decimal a, int scale, bool trim, char *buf, size_t bufsz)
+{
+    char tmp[DEC_TEXT_MAX + 8];
+    char *p = tmp + sizeof tmp;
+    decimal r = dec_round(a, scale);
+    decimal w;
+    if (rescale_up(r, scale, &w) != DEC_OK)
+        w = r; /* cannot happen for values parsed under DEC_LIMIT at scale <= 18 */
+    __int128 c = w.coef < 0 ? -w.coef : w.coef;
+    int s = w.scale, n = 0;
+
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + (int)(c % 10));
+        c /= 10;
+        if (++n == s)
+            *--p = '.';
+    } while (c != 0 || n < s);
+    if (n == s)
+        *--p = '0';
+    if (w.coef < 0)
+        *--p = '-';
+    size_t len = strlen(p);
+    if (trim && strchr(p, '.')) {
+        while (p[len - 1] == '0')
+            p[--len] = '\0';
+        if (p[len - 1] == '.')
+            p[--len] = '\0';
+    }
+    if (len == 2 && p[0] == '-' && p[1] == '0') /* "-0" after rounding */
+        p++, len--;
+    else if (p[0] == '-') {
+        /* "-0.000": a negative value rounded to zero is written unsigned */
+        bool zero = true;
+        for (size_t i = 1; i < len; i++)
+            if (p[i] != '0' && p[i] != '.')
+                zero = false;
+        if (zero)
+            p++, len--;
+    }
+    if (len + 1 > bufsz)
+        return 0;
+    memcpy(buf, p, len + 1);
+    return len;
+}
+
+/* dec_strerror - words for a status */
+const char *dec_strerror(dec_status st)
+{
+    switch (st) {
+    case DEC_OK:
+        return "ok";
+    case DEC_ESYNTAX:
+        return "not a decimal number";
+    case DEC_EOVERFLOW:
+        return "number too large or too precise";
+    }
+    return "unknown decimal error";
+}

@@ -1,0 +1,229 @@
+/*
+ * main.c - the command line: parse it, load what the command needs, call
+ * one module.  Exit statuses follow sysexits.h (SPEC §2).
+ */
+#include <getopt.h>
+#include <libxml/parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "convert.h"
+#include "paths.h"
+#include "sage_out.h"
+#include "template.h"
+#include "validate.h"
+#include "version.h"
+
+#define EX_OK 0
+#define EX_USAGE 64
+#define EX_CONFIG 78
+#define EX_CANTCREAT 73
+
+static const char usage_text[] =
+    "usage: sagebridge [-c FILE] COMMAND [ARGS]\n"
+    "\n"
+    "Converts Clarity eCommerce JSON exports into Sage 500 ERP import files.\n"
+    "\n"
+    "Commands:\n"
+    "  convert FILE... [-o DIR] [--format csv|xml|both] [--template NAME]\n"
+    "        convert Clarity exports (JSON array, NDJSON or {\"orders\":[...]}) into\n"
+    "        Sage 500 staging files in DIR (default: the current folder):\n"
+    "        SO_B_StgSalesOrder.csv, SO_B_StgSOLine.csv, SO_B.xml and SO_B.done,\n"
+    "        B being the input's name without extension; rejected records are\n"
+    "        listed in B.rejects.json.  Default format: both.\n"
+    "  validate FILE...\n"
+    "        check a template (templates/*.xml), a Sage XML output against its\n"
+    "        schema (xsd/), or a Clarity export against the templates (writes\n"
+    "        nothing).\n"
+    "\n"
+    "Options:\n"
+    "  -c FILE     configuration file (default ./sagebridge.conf if present)\n"
+    "  --help      this text\n"
+    "  --version   the version\n"
+    "\n"
+    "Exit status: 0 all good; 64 usage; 65 input rejected (in part or whole);\n"
+    "66 input missing; 73 cannot create output; 74 I/O error; 78 configuration\n"
+    "or template error.\n"
+    "\n"
+    "Settings come from sagebridge.conf ([sage] timezone, default_cust_id,\n"
+    "default_warehouse; [paths] templates, xsd) or SAGEBRIDGE_SECTION_KEY\n"
+    "environment variables.  Mappings live in templates/, see templates/README.md.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "sagebridge: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see sagebridge --help)\n");
+    return EX_USAGE;
+}
+
+/* load_templates - every template of the templates folder */
+static tpl_set *load_templates(const config *cfg, char **xsd_out)
+{
+    char *tdir = paths_dir(cfg, "templates");
+    char *xdir = paths_dir(cfg, "xsd");
+    tpl_set *s = tpl_set_new(cfg, xdir);
+    sbuf err = {0};
+    if (tpl_load_dir(s, tdir, &err) != 0) {
+        fprintf(stderr, "sagebridge: %s\n", sbuf_str(&err));
+        tpl_set_free(s);
+        s = NULL;
+    }
+    sbuf_free(&err);
+    free(tdir);
+    if (xsd_out)
+        *xsd_out = xdir;
+    else
+        free(xdir);
+    return s;
+}
+
+static int cmd_convert(const config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},
+        {"template", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    convert_opts o = {.outdir = ".", .formats = SW_CSV | SW_XML};
+    int c;
+    optind = 1;
+    opterr = 0;
+    /* GNU getopt permutes: options may stand before or after the files */
+    while ((c = getopt_long(argc, argv, "o:f:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            o.outdir = optarg;
+            break;
+        case 'f':
+            if (strcmp(optarg, "csv") == 0)
+                o.formats = SW_CSV;
+            else if (strcmp(optarg, "xml") == 0)
+                o.formats = SW_XML;
+            else if (strcmp(optarg, "both") == 0)
+                o.formats = SW_CSV | SW_XML;
+            else
+                return usage_error("--format takes csv, xml or both, not \"%s\"", optarg);
+            break;
+        case 't':
+            o.template_name = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return EX_OK;
+        default:
+            return usage_error("convert: unknown option or missing argument: %s",
+                               argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("convert needs at least one FILE%s", "");
+    char **files = argv + optind;
+    int nfiles = argc - optind;
+    struct stat st;
+    if (stat(o.outdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "sagebridge: %s: the output folder does not exist; create it first\n",
+                o.outdir);
+        return EX_CANTCREAT;
+    }
+    o.templates = load_templates(cfg, NULL);
+    if (!o.templates)
+        return EX_CONFIG;
+    int worst = 0;
+    for (int i = 0; i < nfiles; i++) {
+        int rc = convert_file(&o, files[i], NULL);
+        if (rc > worst)
+            worst = rc;
+    }
+    tpl_set_free(o.templates);
+    return worst;
+}
+
+static int cmd_validate(const config *cfg, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("validate needs at least one FILE%s", "");
+    char *xsd = NULL;
+    tpl_set *s = NULL;
+    int worst = 0;
+    for (int i = 1; i < argc; i++) {
+        size_t l = strlen(argv[i]);
+        int is_xml = l > 4 && strcmp(argv[i] + l - 4, ".xml") == 0;
+        if (!is_xml && !s) {
+            s = load_templates(cfg, NULL);
+            if (!s) {
+                worst = EX_CONFIG;
+                continue;
+            }
+        }
+        if (!xsd)
+            xsd = paths_dir(cfg, "xsd");
+        int rc = validate_file(cfg, s, xsd, argv[i]);
+        if (rc > worst)
+            worst = rc;
+    }
+    tpl_set_free(s);
+    free(xsd);
+    return worst;
+}
+
+static const char *const later[] = {"init", "run", "deliver", "status", "archive", "ledger",
+                                    "replay", "hold", "release", "requeue", "map"};
+
+int main(int argc, char **argv)
+{
+    const char *cfgpath = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return EX_OK;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("sagebridge %s\n", SAGEBRIDGE_VERSION);
+            return EX_OK;
+        }
+        if (strcmp(argv[i], "-c") == 0) {
+            if (++i >= argc)
+                return usage_error("-c needs a FILE%s", "");
+            cfgpath = argv[i];
+            continue;
+        }
+        if (strncmp(argv[i], "--config=", 9) == 0) {
+            cfgpath = argv[i] + 9;
+            continue;
+        }
+        if (argv[i][0] == '-')
+            return usage_error("unknown option %s", argv[i]);
+        break;
+    }
+    if (i >= argc)
+        return usage_error("no command given%s", "");
+    const char *cmd = argv[i];
+    int known = strcmp(cmd, "convert") == 0 || strcmp(cmd, "validate") == 0;
+    if (!known) {
+        for (size_t k = 0; k < sizeof later / sizeof *later; k++)
+            if (strcmp(cmd, later[k]) == 0)
+                return usage_error("\"%s\" is not available in this version yet", cmd);
+        return usage_error("unknown command \"%s\"", cmd);
+    }
+    sbuf err = {0};
+    config *cfg = cfg_load(cfgpath, &err);
+    if (!cfg) {
+        fprintf(stderr, "sagebridge: %s\n", sbuf_str(&err));
+        sbuf_free(&err);
+        return EX_CONFIG;
+    }
+    sbuf_free(&err);
+    LIBXML_TEST_VERSION
+    int rc = strcmp(cmd, "convert") == 0 ? cmd_convert(cfg, argc - i, argv + i)
+                                         : cmd_validate(cfg, argc - i, argv + i);
+    cfg_free(cfg);
+    xmlCleanupParser();
+    return rc;
+}

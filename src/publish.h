@@ -1,0 +1,34 @@
+/*
+ * publish.h - write a file so that nobody ever sees half of it.
+ *
+ * An ofile is written under a hidden temporary name in its target folder
+ * (".NAME.tmp-PID"), hashed with SHA-256 as it is written, then fsync'ed
+ * and renamed into place; the folder is fsync'ed after the renames.
+ */
+#ifndef SAGEBRIDGE_PUBLISH_H
+#define SAGEBRIDGE_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+typedef struct ofile ofile;
+
+/* of_open - start writing dir/name; NULL with err set ("DIR: cannot create …") */
+ofile *of_open(const char *dir, const char *name, sbuf *err);
+/* of_write - buffered; 0 or -1 (the error is kept and reported by of_commit) */
+int of_write(ofile *f, const void *p, size_t n);
+int of_puts(ofile *f, const char *s);
+/* of_commit - flush, fsync, rename into place; frees f; -1 with err set */
+int of_commit(ofile *f, sbuf *err);
+/* of_abort - remove the temporary file; frees f */
+void of_abort(ofile *f);
+const char *of_name(const ofile *f);
+/* of_sha256 - hex digest of everything written (valid after the last write) */
+const char *of_sha256(ofile *f);
+uint64_t of_size(const ofile *f);
+/* fsync_dir - make renames in dir durable */
+int fsync_dir(const char *dir, sbuf *err);
+
+#endif

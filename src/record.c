@@ -1,0 +1,234 @@
+/*
+ * record.c - schemas (path -> slot) and the records readers fill.
+ *
+ * The schema's lookup tables are open-addressed hash tables keyed by the
+ * full path text; there is one table for header paths and one per item
+ * group.  A record is reused for every record of a file: record_clear keeps
+ * its buffers, so reading a file allocates only while records keep growing.
+ */
+#include "record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char **paths;
+    int n, cap;
+    int *table; /* slot + 1, 0 = empty */
+    int tcap;
+} pathtab;
+
+struct rec_schema {
+    pathtab groups;  /* item group paths */
+    pathtab hdr;     /* header slots */
+    pathtab *items;  /* one per group */
+};
+
+/* pt_find - slot of path, or -1 */
+static int pt_find(const pathtab *t, const char *p, size_t n)
+{
+    if (!t->tcap)
+        return -1;
+    size_t j = hash_bytes(p, n) & (size_t)(t->tcap - 1);
+    while (t->table[j]) {
+        const char *q = t->paths[t->table[j] - 1];
+        if (strlen(q) == n && memcmp(q, p, n) == 0)
+            return t->table[j] - 1;
+        j = (j + 1) & (size_t)(t->tcap - 1);
+    }
+    return -1;
+}
+
+/* pt_add - find or insert path */
+static int pt_add(pathtab *t, const char *p)
+{
+    size_t n = strlen(p);
+    int i = pt_find(t, p, n);
+    if (i >= 0)
+        return i;
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->paths = xrealloc(t->paths, (size_t)t->cap * sizeof *t->paths);
+    }
+    t->paths[t->n] = xstrdup(p);
+    i = t->n++;
+    if (t->n * 2 > t->tcap) {
+        int cap = t->tcap ? t->tcap * 2 : 32;
+        while (t->n * 2 > cap)
+            cap *= 2;
+        free(t->table);
+        t->table = xcalloc((size_t)cap, sizeof *t->table);
+        t->tcap = cap;
+        for (int k = 0; k < t->n; k++) {
+            size_t j = hash_bytes(t->paths[k], strlen(t->paths[k])) & (size_t)(cap - 1);
+            while (t->table[j])
+                j = (j + 1) & (size_t)(cap - 1);
+            t->table[j] = k + 1;
+        }
+    } else {
+        size_t j = hash_bytes(p, n) & (size_t)(t->tcap - 1);
+        while (t->table[j])
+            j = (j + 1) & (size_t)(t->tcap - 1);
+        t->table[j] = i + 1;
+    }
+    return i;
+}
+
+static void pt_free(pathtab *t)
+{
+    for (int i = 0; i < t->n; i++)
+        free(t->paths[i]);
+    free(t->paths);
+    free(t->table);
+}
+
+rec_schema *schema_new(void)
+{
+    return xcalloc(1, sizeof(rec_schema));
+}
+
+void schema_free(rec_schema *s)
+{
+    if (!s)
+        return;
+    for (int g = 0; g < s->groups.n; g++)
+        pt_free(&s->items[g]);
+    free(s->items);
+    pt_free(&s->groups);
+    pt_free(&s->hdr);
+    free(s);
+}
+
+/* schema_group - id of the item group at path (an array of objects) */
+int schema_group(rec_schema *s, const char *path)
+{
+    int before = s->groups.n;
+    int g = pt_add(&s->groups, path);
+    if (s->groups.n != before) {
+        s->items = xrealloc(s->items, (size_t)s->groups.n * sizeof *s->items);
+        memset(&s->items[g], 0, sizeof s->items[g]);
+    }
+    return g;
+}
+
+/* schema_slot - slot id of path in the header (group -1) or in an item group */
+int schema_slot(rec_schema *s, int group, const char *path)
+{
+    return pt_add(group == REC_HEADER ? &s->hdr : &s->items[group], path);
+}
+
+int schema_find_group(const rec_schema *s, const char *path, size_t len)
+{
+    return pt_find(&s->groups, path, len);
+}
+
+int schema_find_slot(const rec_schema *s, int group, const char *path, size_t len)
+{
+    return pt_find(group == REC_HEADER ? &s->hdr : &s->items[group], path, len);
+}
+
+int schema_ngroups(const rec_schema *s)
+{
+    return s->groups.n;
+}
+
+int schema_nslots(const rec_schema *s, int group)
+{
+    return group == REC_HEADER ? s->hdr.n : s->items[group].n;
+}
+
+const char *schema_group_path(const rec_schema *s, int group)
+{
+    return s->groups.paths[group];
+}
+
+const char *schema_slot_path(const rec_schema *s, int group, int slot)
+{
+    return (group == REC_HEADER ? &s->hdr : &s->items[group])->paths[slot];
+}
+
+/* record_init - bind a record to a schema that is complete (no more slots added) */
+void record_init(record *r, const rec_schema *s)
+{
+    memset(r, 0, sizeof *r);
+    r->schema = s;
+    r->hdr = xcalloc((size_t)schema_nslots(s, REC_HEADER) + 1, sizeof *r->hdr);
+    r->groups = xcalloc((size_t)schema_ngroups(s) + 1, sizeof *r->groups);
+}
+
+/* record_clear - forget the values, keep the memory */
+void record_clear(record *r)
+{
+    sbuf_reset(&r->text);
+    memset(r->hdr, 0, (size_t)schema_nslots(r->schema, REC_HEADER) * sizeof *r->hdr);
+    for (int g = 0; g < schema_ngroups(r->schema); g++)
+        r->groups[g].nitems = 0;
+    r->not_object = false;
+}
+
+void record_free(record *r)
+{
+    sbuf_free(&r->text);
+    free(r->hdr);
+    if (r->groups)
+        for (int g = 0; g < schema_ngroups(r->schema); g++)
+            free(r->groups[g].vals);
+    free(r->groups);
+    memset(r, 0, sizeof *r);
+}
+
+/* record_new_item - start the next item of a group, all of its slots unset */
+int record_new_item(record *r, int group)
+{
+    rec_group *g = &r->groups[group];
+    size_t ns = (size_t)schema_nslots(r->schema, group);
+    if (g->nitems == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 8;
+        g->vals = xrealloc(g->vals, g->cap * (ns ? ns : 1) * sizeof *g->vals);
+    }
+    if (ns)
+        memset(&g->vals[g->nitems * ns], 0, ns * sizeof *g->vals);
+    return (int)g->nitems++;
+}
+
+/* record_set - store a value for the header or the current item of a group */
+void record_set(record *r, int group, int slot, const char *v, size_t n)
+{
+    rec_val *dst;
+    if (group == REC_HEADER) {
+        dst = &r->hdr[slot];
+    } else {
+        rec_group *g = &r->groups[group];
+        if (!g->nitems)
+            return;
+        dst = &g->vals[(g->nitems - 1) * (size_t)schema_nslots(r->schema, group) + (size_t)slot];
+    }
+    dst->off = (uint32_t)r->text.len;
+    dst->len = (uint32_t)n;
+    dst->set = true;
+    sbuf_add(&r->text, v, n);
+    sbuf_addc(&r->text, '\0');
+}
+
+const char *record_get(const record *r, int group, size_t item, int slot, size_t *len)
+{
+    const rec_val *v;
+    if (group == REC_HEADER) {
+        v = &r->hdr[slot];
+    } else {
+        const rec_group *g = &r->groups[group];
+        if (item >= g->nitems)
+            return NULL;
+        v = &g->vals[item * (size_t)schema_nslots(r->schema, group) + (size_t)slot];
+    }
+    if (!v->set)
+        return NULL;
+    if (len)
+        *len = v->len;
+    return r->text.p + v->off;
+}
+
+size_t record_nitems(const record *r, int group)
+{
+    return r->groups[group].nitems;
+}

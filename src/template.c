@@ -1,0 +1,1770 @@
+/*
+ * template.c - load mapping templates and evaluate them on records.
+ *
+ * LOADING
+ *	A template file is parsed with libxml2, validated against
+ *	xsd/template.xsd (errors carry the file's line number), then compiled
+ *	into a tree of nodes.  Every source path becomes a schema slot, every
+ *	<setting> is resolved from the configuration (or the template's own
+ *	default) and every lookup table is loaded, so that evaluation never
+ *	touches a file or a string key.
+ *
+ * EVALUATING
+ *	tpl_eval runs the checks, then computes the columns of each table in
+ *	order: one row per record, or one per item for tables with for-each.
+ *	Values are text (decimal arithmetic parses and formats with decimal.c);
+ *	they live in the result's arena until the next record.  The first
+ *	failure rejects the record and is reported with the field it concerns.
+ *
+ * DIAGNOSTICS
+ *	tpl_load returns NULL and puts "FILE:LINE: what to do" into err.
+ */
+#include "template.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlschemas.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "decimal.h"
+#include "lookup.h"
+
+#define TPL_NS "urn:sagebridge:template:1"
+
+typedef enum {
+    N_FIELD, N_ITEM, N_CONST, N_VAR, N_REF, N_LINENO, N_COALESCE, N_CONCAT, N_WORD, N_TRIM,
+    N_UPPER, N_LOWER, N_DIGITS, N_PADLEFT, N_DATE, N_ROUND, N_ADD, N_SUB, N_MUL, N_NEG, N_SUM,
+    N_LOOKUP, N_CHOOSE, N_SEQUENCE,
+    /* conditions */
+    C_NOT_EMPTY, C_POSITIVE, C_NON_NEGATIVE, C_WITHIN, C_UNIQUE, C_MIN_ITEMS,
+} ntype;
+
+enum { W_FIRST, W_LAST, W_BUT_FIRST, W_BUT_LAST };
+enum { LK_EMPTY, LK_KEEP, LK_ERROR };
+enum { T_EQUALS, T_IN, T_EMPTY, T_NOT_EMPTY };
+
+typedef struct node node;
+
+typedef struct {
+    node *subject;
+    int test;
+    char **words; /* equals: 1, in: n */
+    int nwords;
+    node *then;
+} when;
+
+struct node {
+    ntype t;
+    int line;
+    int group; /* N_ITEM, N_SUM, C_MIN_ITEMS: item group */
+    int slot;
+    char *s;    /* const text, separator, path (for messages), date format, prefix, code */
+    size_t slen;
+    int i1, i2; /* width, scale, word, table, column, lookup mode, counter id */
+    char c;
+    bool flag;  /* round: trim */
+    lookup_table *lk;
+    node **kids;
+    int nkids;
+    when *whens;
+    int nwhens;
+    node *otherwise;
+    char *msg; /* lookup error message */
+};
+
+typedef struct {
+    char *name;
+    node *expr;
+} let;
+
+typedef struct {
+    char *code, *field, *message;
+    int group; /* for-each group or -1 */
+    node *cond;
+    int hset_id;
+} check;
+
+typedef struct {
+    char *name;
+    int max;
+    bool cut; /* too long: cut with a warning, else reject */
+    bool unique;
+    int uniq_id;
+    node *expr, *fallback;
+} column;
+
+typedef struct {
+    char *name;
+    int group; /* for-each group or -1 */
+    int ncols;
+    column *cols;
+    const char **colnames;
+} table;
+
+typedef struct {
+    char *name;
+    lookup_table *lk;
+} named_lookup;
+
+struct template {
+    tpl_set *set;
+    char *name, *kind, *path, *sha;
+    char **detect;
+    int ndetect;
+    int key_slot;
+    let *lets;
+    int nlets;
+    check *checks;
+    int nchecks;
+    table *tables;
+    int ntables;
+    tpl_table_desc *descs;
+    tpl_output_desc out;
+    named_lookup *lookups;
+    int nlookups;
+    int ncounters, nhsets, nuniq;
+    char *settings_section;
+    xmlDocPtr doc; /* kept only while loading */
+    sbuf *err;
+    const char *file;
+    char **setting_names, **setting_defaults;
+    int nsettings;
+};
+
+struct tpl_set {
+    const config *cfg;
+    char *xsd_dir;
+    rec_schema *schema;
+    template **t;
+    int n;
+    xmlSchemaPtr tschema;
+    char *tz; /* the one time zone every template of the set uses */
+};
+
+struct tpl_run {
+    template *t;
+    uint64_t *counters;
+    hset *hsets;  /* per check with <unique> */
+    hset *uniq;   /* per unique column */
+    tval *var_val;
+    bool *var_done;
+    uint64_t *pending;
+    int *pending_col;
+    int npending;
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static int lerr(template *t, xmlNodePtr n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* lerr - a load error at the line of node n */
+static int lerr(template *t, xmlNodePtr n, const char *fmt, ...)
+{
+    if (t->err->len)
+        return -1;
+    sbuf_printf(t->err, "%s:%ld: ", t->file, n ? xmlGetLineNo(n) : 0L);
+    va_list ap;
+    va_start(ap, fmt);
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sbuf_adds(t->err, buf);
+    return -1;
+}
+
+static char *attr(xmlNodePtr n, const char *name)
+{
+    xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+    if (!v)
+        return NULL;
+    char *s = xstrdup((const char *)v);
+    xmlFree(v);
+    return s;
+}
+
+static int attr_int(xmlNodePtr n, const char *name, int dflt)
+{
+    char *v = attr(n, name);
+    if (!v)
+        return dflt;
+    int i = atoi(v);
+    free(v);
+    return i;
+}
+
+static bool attr_is(xmlNodePtr n, const char *name, const char *value)
+{
+    char *v = attr(n, name);
+    bool r = v && strcmp(v, value) == 0;
+    free(v);
+    return r;
+}
+
+static bool is(xmlNodePtr n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
+}
+
+/* elements - the element children of n */
+static xmlNodePtr first_el(xmlNodePtr n)
+{
+    for (n = n ? n->children : NULL; n; n = n->next)
+        if (n->type == XML_ELEMENT_NODE)
+            return n;
+    return NULL;
+}
+
+static xmlNodePtr next_el(xmlNodePtr n)
+{
+    for (n = n->next; n; n = n->next)
+        if (n->type == XML_ELEMENT_NODE)
+            return n;
+    return NULL;
+}
+
+static const char *setting_value(template *t, xmlNodePtr where, const char *name)
+{
+    const char *v = cfg_get(t->set->cfg, t->settings_section, name);
+    if (v)
+        return v;
+    for (int i = 0; i < t->nsettings; i++)
+        if (strcmp(t->setting_names[i], name) == 0)
+            return t->setting_defaults[i];
+    lerr(t, where, "setting \"%s\" has no value: set %s in [%s] of sagebridge.conf or give it a "
+         "default in <settings>", name, name, t->settings_section);
+    return NULL;
+}
+
+static lookup_table *find_lookup(template *t, const char *name)
+{
+    for (int i = 0; i < t->nlookups; i++)
+        if (strcmp(t->lookups[i].name, name) == 0)
+            return t->lookups[i].lk;
+    return NULL;
+}
+
+static node *compile(template *t, xmlNodePtr x, int group);
+
+/* compile_kids - every element child of x as an expression */
+static int compile_kids(template *t, node *n, xmlNodePtr x, int group, int min)
+{
+    for (xmlNodePtr k = first_el(x); k; k = next_el(k)) {
+        if (is(k, "else"))
+            continue;
+        node *c = compile(t, k, group);
+        if (!c)
+            return -1;
+        n->kids = xrealloc(n->kids, (size_t)(n->nkids + 1) * sizeof *n->kids);
+        n->kids[n->nkids++] = c;
+    }
+    if (n->nkids < min)
+        return lerr(t, x, "<%s> needs at least %d expression%s inside", (const char *)x->name, min,
+                    min == 1 ? "" : "s");
+    return 0;
+}
+
+static char *text_of(xmlNodePtr x)
+{
+    xmlChar *c = xmlNodeGetContent(x);
+    char *s = xstrdup(c ? (const char *)c : "");
+    xmlFree(c);
+    return s;
+}
+
+/* split_words - "CA OR WA" or "CA,OR,WA" into words */
+static void split_words(const char *s, char ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    while (*s) {
+        size_t skip = strspn(s, " ,\t\n");
+        s += skip;
+        size_t len = strcspn(s, " ,\t\n");
+        if (!len)
+            break;
+        *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = strndup(s, len);
+        s += len;
+    }
+}
+
+static int tz_valid(const char *tz)
+{
+    if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0)
+        return 1;
+    if (strstr(tz, ".."))
+        return 0;
+    char p[512];
+    snprintf(p, sizeof p, "/usr/share/zoneinfo/%s", tz);
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* compile - one expression element */
+static node *compile(template *t, xmlNodePtr x, int group)
+{
+    node *n = xcalloc(1, sizeof *n);
+    n->line = (int)xmlGetLineNo(x);
+    n->group = group;
+    const char *name = (const char *)x->name;
+    rec_schema *schema = t->set->schema;
+    char *a = NULL;
+    int ok = 0;
+
+    if (is(x, "field")) {
+        n->t = N_FIELD;
+        n->s = attr(x, "path");
+        n->slot = schema_slot(schema, REC_HEADER, n->s);
+    } else if (is(x, "item")) {
+        n->t = N_ITEM;
+        n->s = attr(x, "path");
+        if (group < 0)
+            ok = lerr(t, x, "<item path=\"%s\"/> is used outside a table or check with for-each, "
+                      "or a <sum>: there is no current item", n->s);
+        else
+            n->slot = schema_slot(schema, group, n->s);
+    } else if (is(x, "const")) {
+        n->t = N_CONST;
+        n->s = attr(x, "value");
+        if (!n->s)
+            n->s = text_of(x);
+    } else if (is(x, "setting")) {
+        n->t = N_CONST;
+        a = attr(x, "name");
+        const char *v = setting_value(t, x, a);
+        n->s = xstrdup(v ? v : "");
+        if (!v)
+            ok = -1;
+    } else if (is(x, "var")) {
+        n->t = N_VAR;
+        a = attr(x, "name");
+        n->i1 = -1;
+        for (int i = 0; i < t->nlets; i++)
+            if (strcmp(t->lets[i].name, a) == 0)
+                n->i1 = i;
+        if (n->i1 < 0)
+            ok = lerr(t, x, "<var name=\"%s\"/>: no <let name=\"%s\"> is defined before this point",
+                      a, a);
+    } else if (is(x, "ref")) {
+        n->t = N_REF;
+        char *tb = attr(x, "table"), *col = attr(x, "column");
+        n->i1 = n->i2 = -1;
+        for (int i = 0; i < t->ntables; i++)
+            if (strcmp(t->tables[i].name, tb) == 0 && t->tables[i].group < 0)
+                for (int j = 0; j < t->tables[i].ncols; j++)
+                    if (strcmp(t->tables[i].cols[j].name, col) == 0)
+                        n->i1 = i, n->i2 = j;
+        if (n->i1 < 0)
+            ok = lerr(t, x, "<ref table=\"%s\" column=\"%s\"/>: refer to a column of an earlier "
+                      "table without for-each", tb, col);
+        free(tb);
+        free(col);
+    } else if (is(x, "line-number")) {
+        n->t = N_LINENO;
+        if (group < 0)
+            ok = lerr(t, x, "<line-number/> needs a table with for-each");
+    } else if (is(x, "coalesce")) {
+        n->t = N_COALESCE;
+        ok = compile_kids(t, n, x, group, 1);
+    } else if (is(x, "concat")) {
+        n->t = N_CONCAT;
+        n->s = attr(x, "sep");
+        if (!n->s)
+            n->s = xstrdup("");
+        ok = compile_kids(t, n, x, group, 1);
+    } else if (is(x, "word")) {
+        n->t = N_WORD;
+        a = attr(x, "which");
+        n->i1 = !a || !strcmp(a, "first") ? W_FIRST : !strcmp(a, "last") ? W_LAST
+              : !strcmp(a, "but-first") ? W_BUT_FIRST : W_BUT_LAST;
+        ok = compile_kids(t, n, x, group, 1);
+    } else if (is(x, "trim") || is(x, "upper") || is(x, "lower") || is(x, "digits") ||
+               is(x, "neg")) {
+        n->t = is(x, "trim") ? N_TRIM : is(x, "upper") ? N_UPPER : is(x, "lower") ? N_LOWER
+             : is(x, "digits") ? N_DIGITS : N_NEG;
+        ok = compile_kids(t, n, x, group, 1);
+    } else if (is(x, "pad-left")) {
+        n->t = N_PADLEFT;
+        n->i1 = attr_int(x, "width", 0);
+        a = attr(x, "char");
+        n->c = a && *a ? *a : ' ';
+        ok = compile_kids(t, n, x, group, 1);
+    } else if (is(x, "date")) {
+        n->t = N_DATE;
+        n->s = attr(x, "format");
+        if (!n->s)
+            n->s = xstrdup("%Y-%m-%d");
+        char *tz = attr(x, "tz");
+        char *tzs = attr(x, "tz-setting");
+        const char *zone = tz ? tz : "UTC";
+        if (tzs)
+            zone = setting_value(t, x, tzs);
+        if (!zone) {
+            ok = -1;
+        } else if (!tz_valid(zone)) {
+            ok = lerr(t, x, "time zone \"%s\" is unknown: use a name from /usr/share/zoneinfo, "
+                      "e.g. America/Chicago, or UTC", zone);
+        } else if (t->set->tz && strcmp(t->set->tz, zone) != 0) {
+            ok = lerr(t, x, "time zone \"%s\" differs from \"%s\" used elsewhere: one time zone "
+                      "per installation", zone, t->set->tz);
+        } else if (!t->set->tz) {
+            t->set->tz = xstrdup(zone);
+        }
+        n->flag = strcmp(zone, "UTC") != 0 && strcmp(zone, "Etc/UTC") != 0;
+        free(tz);
+        free(tzs);
+        if (!ok)
+            ok = compile_kids(t, n, x, group, 1);
+    } else if (is(x, "round")) {
+        n->t = N_ROUND;
+        n->i1 = attr_int(x, "scale", 0);
+        n->flag = attr_is(x, "trim", "yes");
+        if (n->i1 < 0 || n->i1 > DEC_MAX_SCALE)
+            ok = lerr(t, x, "scale must be 0..%d", DEC_MAX_SCALE);
+        else
+            ok = compile_kids(t, n, x, group, 1);
+    } else if (is(x, "add") || is(x, "sub") || is(x, "mul")) {
+        n->t = is(x, "add") ? N_ADD : is(x, "sub") ? N_SUB : N_MUL;
+        ok = compile_kids(t, n, x, group, 1);
+    } else if (is(x, "sum")) {
+        n->t = N_SUM;
+        a = attr(x, "for-each");
+        if (group >= 0)
+            ok = lerr(t, x, "<sum> inside a per-item context is not supported");
+        else {
+            n->group = schema_group(schema, a);
+            ok = compile_kids(t, n, x, n->group, 1);
+        }
+    } else if (is(x, "lookup")) {
+        n->t = N_LOOKUP;
+        a = attr(x, "table");
+        n->lk = find_lookup(t, a);
+        char *m = attr(x, "on-missing");
+        n->i1 = !m || !strcmp(m, "empty") ? LK_EMPTY : !strcmp(m, "keep") ? LK_KEEP : LK_ERROR;
+        n->s = attr(x, "code");
+        n->msg = attr(x, "message");
+        free(m);
+        if (!n->lk)
+            ok = lerr(t, x, "lookup table \"%s\" is not declared in <lookups>", a);
+        else
+            ok = compile_kids(t, n, x, group, 1);
+        xmlNodePtr e;
+        for (e = first_el(x); e && !ok; e = next_el(e))
+            if (is(e, "else")) {
+                xmlNodePtr k = first_el(e);
+                n->otherwise = k ? compile(t, k, group) : NULL;
+                if (!n->otherwise)
+                    ok = -1;
+            }
+        if (!ok && n->nkids != 1)
+            ok = lerr(t, x, "<lookup> takes one key expression (and an optional <else>)");
+    } else if (is(x, "choose")) {
+        n->t = N_CHOOSE;
+        for (xmlNodePtr w = first_el(x); w && !ok; w = next_el(w)) {
+            xmlNodePtr body = first_el(w);
+            if (is(w, "otherwise")) {
+                n->otherwise = body ? compile(t, body, group) : NULL;
+                ok = n->otherwise ? 0 : -1;
+                continue;
+            }
+            n->whens = xrealloc(n->whens, (size_t)(n->nwhens + 1) * sizeof *n->whens);
+            when *wh = &n->whens[n->nwhens++];
+            memset(wh, 0, sizeof *wh);
+            node *subj = xcalloc(1, sizeof *subj);
+            subj->line = (int)xmlGetLineNo(w);
+            char *f = attr(w, "field"), *it = attr(w, "item"), *v = attr(w, "var");
+            if (f) {
+                subj->t = N_FIELD;
+                subj->s = f;
+                subj->slot = schema_slot(schema, REC_HEADER, f);
+            } else if (it && group >= 0) {
+                subj->t = N_ITEM;
+                subj->s = it;
+                subj->group = group;
+                subj->slot = schema_slot(schema, group, it);
+            } else if (v) {
+                subj->t = N_VAR;
+                subj->i1 = -1;
+                for (int i = 0; i < t->nlets; i++)
+                    if (strcmp(t->lets[i].name, v) == 0)
+                        subj->i1 = i;
+                if (subj->i1 < 0)
+                    ok = lerr(t, w, "<when var=\"%s\">: no such <let>", v);
+                free(v);
+            } else {
+                ok = lerr(t, w, "<when> needs field=, var= or (inside for-each) item=");
+            }
+            if (it && !subj->s)
+                free(it);
+            wh->subject = subj;
+            char *eq = attr(w, "equals"), *in = attr(w, "in"), *em = attr(w, "empty");
+            if (eq) {
+                wh->test = T_EQUALS;
+                wh->words = xmalloc(sizeof *wh->words);
+                wh->words[0] = eq;
+                wh->nwords = 1;
+            } else if (in) {
+                wh->test = T_IN;
+                split_words(in, &wh->words, &wh->nwords);
+                free(in);
+            } else if (em) {
+                wh->test = strcmp(em, "no") == 0 ? T_NOT_EMPTY : T_EMPTY;
+                free(em);
+            } else if (!ok) {
+                ok = lerr(t, w, "<when> needs equals=, in= or empty=");
+            }
+            if (!ok) {
+                wh->then = body ? compile(t, body, group) : NULL;
+                if (!wh->then)
+                    ok = body ? -1 : lerr(t, w, "<when> needs an expression inside");
+            }
+        }
+    } else if (is(x, "sequence")) {
+        n->t = N_SEQUENCE;
+        n->s = attr(x, "prefix");
+        if (!n->s)
+            n->s = xstrdup("");
+        n->i1 = attr_int(x, "width", 10);
+        n->i2 = t->ncounters++;
+    } else if (is(x, "not-empty") || is(x, "positive") || is(x, "non-negative") ||
+               is(x, "unique")) {
+        n->t = is(x, "not-empty") ? C_NOT_EMPTY : is(x, "positive") ? C_POSITIVE
+             : is(x, "non-negative") ? C_NON_NEGATIVE : C_UNIQUE;
+        if (n->t == C_UNIQUE)
+            n->i2 = t->nhsets++;
+        ok = compile_kids(t, n, x, group, 1);
+    } else if (is(x, "within")) {
+        n->t = C_WITHIN;
+        a = attr(x, "tolerance");
+        n->s = a ? a : xstrdup("0");
+        a = NULL;
+        decimal d;
+        if (dec_parse(n->s, strlen(n->s), &d) != DEC_OK)
+            ok = lerr(t, x, "tolerance \"%s\" is not a decimal number", n->s);
+        else
+            ok = compile_kids(t, n, x, group, 2);
+    } else if (is(x, "min-items")) {
+        n->t = C_MIN_ITEMS;
+        a = attr(x, "for-each");
+        n->group = schema_group(schema, a);
+        n->i1 = attr_int(x, "min", 1);
+    } else {
+        ok = lerr(t, x, "<%s> is not an operation of the template language", name);
+    }
+    free(a);
+    if (ok) {
+        /* the partial node is owned by the template's error path: leak-free enough to free here */
+        free(n->s);
+        free(n->kids);
+        free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static void node_free(node *n)
+{
+    if (!n)
+        return;
+    for (int i = 0; i < n->nkids; i++)
+        node_free(n->kids[i]);
+    for (int i = 0; i < n->nwhens; i++) {
+        node_free(n->whens[i].subject);
+        node_free(n->whens[i].then);
+        for (int j = 0; j < n->whens[i].nwords; j++)
+            free(n->whens[i].words[j]);
+        free(n->whens[i].words);
+    }
+    free(n->whens);
+    node_free(n->otherwise);
+    free(n->kids);
+    free(n->s);
+    free(n->msg);
+    free(n);
+}
+
+static void tpl_free(template *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->nlets; i++) {
+        free(t->lets[i].name);
+        node_free(t->lets[i].expr);
+    }
+    free(t->lets);
+    for (int i = 0; i < t->nchecks; i++) {
+        free(t->checks[i].code);
+        free(t->checks[i].field);
+        free(t->checks[i].message);
+        node_free(t->checks[i].cond);
+    }
+    free(t->checks);
+    for (int i = 0; i < t->ntables; i++) {
+        for (int j = 0; j < t->tables[i].ncols; j++) {
+            free(t->tables[i].cols[j].name);
+            node_free(t->tables[i].cols[j].expr);
+            node_free(t->tables[i].cols[j].fallback);
+        }
+        free(t->tables[i].cols);
+        free(t->tables[i].colnames);
+        free(t->tables[i].name);
+    }
+    free(t->tables);
+    free(t->descs);
+    for (int i = 0; i < t->nlookups; i++) {
+        free(t->lookups[i].name);
+        lk_free(t->lookups[i].lk);
+    }
+    free(t->lookups);
+    for (int i = 0; i < t->ndetect; i++)
+        free(t->detect[i]);
+    free(t->detect);
+    for (int i = 0; i < t->nsettings; i++) {
+        free(t->setting_names[i]);
+        free(t->setting_defaults[i]);
+    }
+    free(t->setting_names);
+    free(t->setting_defaults);
+    free((char *)t->out.prefix);
+    free((char *)t->out.xml_root);
+    free((char *)t->out.xml_record);
+    free((char *)t->out.xml_ns);
+    free((char *)t->out.xsd);
+    free(t->settings_section);
+    free(t->name);
+    free(t->kind);
+    free(t->path);
+    free(t->sha);
+    free(t);
+}
+
+/* file_sha256 - hex digest of a file's bytes */
+static char *file_sha256(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return xstrdup("");
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        EVP_DigestUpdate(md, buf, n);
+    fclose(f);
+    unsigned char h[32];
+    unsigned int hl = 0;
+    EVP_DigestFinal_ex(md, h, &hl);
+    EVP_MD_CTX_free(md);
+    char *hex = xmalloc(65);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    return hex;
+}
+
+/* join_dir - resolve a file named in a template relative to the template's folder */
+static char *join_dir(const char *tpl_path, const char *file)
+{
+    if (file[0] == '/')
+        return xstrdup(file);
+    const char *slash = strrchr(tpl_path, '/');
+    sbuf b = {0};
+    if (slash)
+        sbuf_add(&b, tpl_path, (size_t)(slash - tpl_path) + 1);
+    sbuf_adds(&b, file);
+    return b.p;
+}
+
+typedef struct {
+    sbuf *err;
+    const char *file;
+} xml_err_ctx;
+
+static void collect_xml_error(void *ctx, const xmlError *e)
+{
+    xml_err_ctx *c = ctx;
+    if (c->err->len || !e)
+        return;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", e->message ? e->message : "invalid XML");
+    msg[strcspn(msg, "\n")] = '\0';
+    sbuf_printf(c->err, "%s:%d: %s", c->file, e->line, msg);
+}
+
+static void collect_xml_error_cb(void *ctx, xmlErrorPtr e)
+{
+    collect_xml_error(ctx, e);
+}
+
+/* load_template_schema - xsd/template.xsd, once per set */
+static int load_template_schema(tpl_set *s, sbuf *err)
+{
+    if (s->tschema)
+        return 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/template.xsd", s->xsd_dir);
+    xml_err_ctx ec = {err, path};
+    xmlSchemaParserCtxtPtr pc = xmlSchemaNewParserCtxt(path);
+    xmlSchemaSetParserStructuredErrors(pc, collect_xml_error_cb, &ec);
+    s->tschema = xmlSchemaParse(pc);
+    xmlSchemaFreeParserCtxt(pc);
+    if (!s->tschema) {
+        if (!err->len)
+            sbuf_printf(err, "%s: cannot load the template schema (is the xsd folder installed?)",
+                        path);
+        return -1;
+    }
+    return 0;
+}
+
+/* parse_validated - read a template file and check it against the template schema */
+static xmlDocPtr parse_validated(tpl_set *s, const char *path, sbuf *err)
+{
+    if (load_template_schema(s, err) != 0)
+        return NULL;
+    xml_err_ctx ec = {err, path};
+    xmlSetStructuredErrorFunc(&ec, collect_xml_error_cb);
+    xmlDocPtr doc = xmlReadFile(path, NULL, XML_PARSE_NONET | XML_PARSE_NOCDATA);
+    xmlSetStructuredErrorFunc(NULL, NULL);
+    if (!doc) {
+        if (!err->len)
+            sbuf_printf(err, "%s: cannot read the template: %s", path, strerror(errno));
+        return NULL;
+    }
+    xmlSchemaValidCtxtPtr vc = xmlSchemaNewValidCtxt(s->tschema);
+    xmlSchemaSetValidStructuredErrors(vc, collect_xml_error_cb, &ec);
+    int rc = xmlSchemaValidateDoc(vc, doc);
+    xmlSchemaFreeValidCtxt(vc);
+    if (rc != 0) {
+        if (!err->len)
+            sbuf_printf(err, "%s: the template does not follow xsd/template.xsd", path);
+        xmlFreeDoc(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static int load_table(template *t, xmlNodePtr x)
+{
+    t->tables = xrealloc(t->tables, (size_t)(t->ntables + 1) * sizeof *t->tables);
+    table *tb = &t->tables[t->ntables];
+    memset(tb, 0, sizeof *tb);
+    tb->name = attr(x, "name");
+    char *fe = attr(x, "for-each");
+    tb->group = fe ? schema_group(t->set->schema, fe) : -1;
+    free(fe);
+    t->ntables++; /* visible to <ref> of later tables only once complete: see below */
+    for (xmlNodePtr c = first_el(x); c; c = next_el(c)) {
+        tb->cols = xrealloc(tb->cols, (size_t)(tb->ncols + 1) * sizeof *tb->cols);
+        column *col = &tb->cols[tb->ncols];
+        memset(col, 0, sizeof *col);
+        col->name = attr(c, "name");
+        col->max = attr_int(c, "max", 0);
+        col->cut = attr_is(c, "too-long", "cut");
+        col->unique = attr_is(c, "unique", "file");
+        if (col->unique)
+            col->uniq_id = t->nuniq++;
+        tb->ncols++;
+        for (xmlNodePtr e = first_el(c); e; e = next_el(e)) {
+            if (is(e, "fallback")) {
+                xmlNodePtr k = first_el(e);
+                col->fallback = k ? compile(t, k, tb->group) : NULL;
+                if (!col->fallback)
+                    return k ? -1 : lerr(t, e, "<fallback> needs an expression inside");
+            } else if (!col->expr) {
+                col->expr = compile(t, e, tb->group);
+                if (!col->expr)
+                    return -1;
+            }
+        }
+        if (!col->expr)
+            return lerr(t, c, "column %s has no expression", col->name);
+        if (col->fallback && !col->unique && !col->max)
+            return lerr(t, c, "column %s: <fallback> applies only with unique=\"file\" or max=",
+                        col->name);
+    }
+    tb->colnames = xmalloc((size_t)(tb->ncols + 1) * sizeof *tb->colnames);
+    for (int j = 0; j < tb->ncols; j++)
+        tb->colnames[j] = tb->cols[j].name;
+    return 0;
+}
+
+/* build - compile the validated document into t */
+static int build(template *t, xmlNodePtr root)
+{
+    t->name = attr(root, "name");
+    t->kind = attr(root, "kind");
+    t->settings_section = attr(root, "settings-section");
+    if (!t->settings_section)
+        t->settings_section = xstrdup("sage");
+    t->key_slot = -1;
+    for (xmlNodePtr x = first_el(root); x; x = next_el(x)) {
+        if (is(x, "detect")) {
+            for (xmlNodePtr h = first_el(x); h; h = next_el(h)) {
+                t->detect = xrealloc(t->detect, (size_t)(t->ndetect + 1) * sizeof *t->detect);
+                t->detect[t->ndetect++] = attr(h, "key");
+            }
+        } else if (is(x, "key")) {
+            char *p = attr(x, "path");
+            t->key_slot = schema_slot(t->set->schema, REC_HEADER, p);
+            free(p);
+        } else if (is(x, "settings")) {
+            for (xmlNodePtr h = first_el(x); h; h = next_el(h)) {
+                int i = t->nsettings++;
+                t->setting_names = xrealloc(t->setting_names, (size_t)t->nsettings * sizeof(char *));
+                t->setting_defaults =
+                    xrealloc(t->setting_defaults, (size_t)t->nsettings * sizeof(char *));
+                t->setting_names[i] = attr(h, "name");
+                t->setting_defaults[i] = attr(h, "default");
+                if (!t->setting_defaults[i])
+                    t->setting_defaults[i] = xstrdup("");
+            }
+        } else if (is(x, "lookups")) {
+            for (xmlNodePtr h = first_el(x); h; h = next_el(h)) {
+                char *file = attr(h, "file");
+                char *full = join_dir(t->path, file);
+                sbuf e = {0};
+                lookup_table *lk = lk_load(full, &e);
+                if (!lk) {
+                    lerr(t, h, "lookup \"%s\": %s", file, sbuf_str(&e));
+                    sbuf_free(&e);
+                    free(file);
+                    free(full);
+                    return -1;
+                }
+                free(file);
+                free(full);
+                t->lookups = xrealloc(t->lookups, (size_t)(t->nlookups + 1) * sizeof *t->lookups);
+                t->lookups[t->nlookups].name = attr(h, "name");
+                t->lookups[t->nlookups++].lk = lk;
+            }
+        } else if (is(x, "let")) {
+            xmlNodePtr k = first_el(x);
+            node *e = k ? compile(t, k, -1) : NULL;
+            if (!e)
+                return k ? -1 : lerr(t, x, "<let> needs an expression");
+            t->lets = xrealloc(t->lets, (size_t)(t->nlets + 1) * sizeof *t->lets);
+            t->lets[t->nlets].name = attr(x, "name");
+            t->lets[t->nlets++].expr = e;
+        } else if (is(x, "checks")) {
+            for (xmlNodePtr c = first_el(x); c; c = next_el(c)) {
+                char *fe = attr(c, "for-each");
+                int g = fe ? schema_group(t->set->schema, fe) : -1;
+                free(fe);
+                xmlNodePtr k = first_el(c);
+                node *cond = k ? compile(t, k, g) : NULL;
+                if (!cond)
+                    return k ? -1 : lerr(t, c, "<check> needs a condition");
+                if (cond->t < C_NOT_EMPTY) {
+                    node_free(cond);
+                    return lerr(t, k, "<%s> is not a condition: use not-empty, positive, "
+                                "non-negative, within, unique or min-items", (const char *)k->name);
+                }
+                t->checks = xrealloc(t->checks, (size_t)(t->nchecks + 1) * sizeof *t->checks);
+                check *ck = &t->checks[t->nchecks++];
+                ck->code = attr(c, "code");
+                ck->field = attr(c, "field");
+                ck->message = attr(c, "message");
+                ck->group = g;
+                ck->cond = cond;
+            }
+        } else if (is(x, "output")) {
+            t->out.prefix = attr(x, "prefix");
+            t->out.xml_root = attr(x, "root");
+            t->out.xml_record = attr(x, "record");
+            t->out.xml_ns = attr(x, "namespace");
+            t->out.xsd = attr(x, "xsd");
+            for (xmlNodePtr tb = first_el(x); tb; tb = next_el(tb))
+                if (load_table(t, tb) != 0)
+                    return -1;
+        }
+    }
+    t->descs = xcalloc((size_t)t->ntables + 1, sizeof *t->descs);
+    for (int i = 0; i < t->ntables; i++)
+        t->descs[i] = (tpl_table_desc){t->tables[i].name, t->tables[i].ncols, t->tables[i].colnames,
+                                       t->tables[i].group >= 0};
+    t->out.ntables = t->ntables;
+    t->out.tables = t->descs;
+    return 0;
+}
+
+tpl_set *tpl_set_new(const config *cfg, const char *xsd_dir)
+{
+    tpl_set *s = xcalloc(1, sizeof *s);
+    s->cfg = cfg;
+    s->xsd_dir = xstrdup(xsd_dir);
+    s->schema = schema_new();
+    return s;
+}
+
+void tpl_set_free(tpl_set *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->n; i++)
+        tpl_free(s->t[i]);
+    free(s->t);
+    schema_free(s->schema);
+    if (s->tschema)
+        xmlSchemaFree(s->tschema);
+    free(s->xsd_dir);
+    free(s->tz);
+    free(s);
+}
+
+/* tpl_load - load one template into the set */
+template *tpl_load(tpl_set *s, const char *path, sbuf *err)
+{
+    xmlDocPtr doc = parse_validated(s, path, err);
+    if (!doc)
+        return NULL;
+    template *t = xcalloc(1, sizeof *t);
+    t->set = s;
+    t->err = err;
+    t->file = path;
+    t->path = xstrdup(path);
+    t->sha = file_sha256(path);
+    int rc = build(t, xmlDocGetRootElement(doc));
+    xmlFreeDoc(doc);
+    t->err = NULL;
+    t->file = NULL;
+    if (rc != 0) {
+        tpl_free(t);
+        return NULL;
+    }
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->t[i]->name, t->name) == 0) {
+            sbuf_printf(err, "%s: template name \"%s\" is already used by %s", path, t->name,
+                        s->t[i]->path);
+            tpl_free(t);
+            return NULL;
+        }
+    if (s->tz && strcmp(s->tz, "UTC") != 0 && strcmp(s->tz, "Etc/UTC") != 0) {
+        /* localtime_r then converts to the company's zone; one zone per process */
+        setenv("TZ", s->tz, 1);
+        tzset();
+    }
+    s->t = xrealloc(s->t, (size_t)(s->n + 1) * sizeof *s->t);
+    s->t[s->n++] = t;
+    return t;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* tpl_load_dir - every *.xml of a folder, in name order */
+int tpl_load_dir(tpl_set *s, const char *dir, sbuf *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        sbuf_printf(err, "%s: cannot open the templates folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < 5 || strcmp(e->d_name + l - 4, ".xml") != 0)
+            continue;
+        names = xrealloc(names, (n + 1) * sizeof *names);
+        names[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (rc == 0 && !tpl_load(s, path, err))
+            rc = -1;
+        free(names[i]);
+    }
+    free(names);
+    if (rc == 0 && s->n == 0) {
+        sbuf_printf(err, "%s: no templates (*.xml) in this folder", dir);
+        rc = -1;
+    }
+    return rc;
+}
+
+template *tpl_find(const tpl_set *s, const char *name)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->t[i]->name, name) == 0)
+            return s->t[i];
+    return NULL;
+}
+
+int tpl_count(const tpl_set *s)
+{
+    return s->n;
+}
+
+template *tpl_at(const tpl_set *s, int i)
+{
+    return s->t[i];
+}
+
+const rec_schema *tpl_schema(const tpl_set *s)
+{
+    return s->schema;
+}
+
+template *tpl_detect(const tpl_set *s, const char *kind, tpl_has_key_fn has, void *ctx)
+{
+    for (int i = 0; i < s->n; i++) {
+        template *t = s->t[i];
+        if (kind && strcmp(t->kind, kind) != 0)
+            continue;
+        int all = t->ndetect > 0 || kind;
+        for (int j = 0; j < t->ndetect && all; j++)
+            all = has(ctx, t->detect[j]);
+        if (all)
+            return t;
+    }
+    return NULL;
+}
+
+const char *tpl_name(const template *t) { return t->name; }
+const char *tpl_kind(const template *t) { return t->kind; }
+const char *tpl_path(const template *t) { return t->path; }
+const char *tpl_sha256(const template *t) { return t->sha; }
+const tpl_output_desc *tpl_output(const template *t) { return &t->out; }
+
+int tpl_validate_file(const config *cfg, const char *xsd_dir, const char *path, sbuf *err)
+{
+    tpl_set *s = tpl_set_new(cfg, xsd_dir);
+    int rc = tpl_load(s, path, err) ? 0 : -1;
+    tpl_set_free(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------- evaluating */
+
+typedef struct {
+    tpl_run *run;
+    const record *rec;
+    tpl_result *res;
+    size_t item;
+    tval *cur_row; /* the row being computed (for <ref> to this table: not allowed) */
+    /* the failure, when an expression fails */
+    const char *code;
+    char field[160];
+    char msg[400];
+} ectx;
+
+static int eval(node *n, ectx *c, tval *out);
+
+static void add_issue(tpl_result *r, int warning, const char *field, const char *code,
+                      const char *msg)
+{
+    tpl_issue **v = warning ? &r->warnings : &r->errors;
+    size_t *n = warning ? &r->nwarnings : &r->nerrors;
+    size_t *cap = warning ? &r->cap_warn : &r->cap_err;
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *v = xrealloc(*v, *cap * sizeof **v);
+    }
+    size_t fl = strlen(field), ml = strlen(msg);
+    (*v)[(*n)++] = (tpl_issue){arena_strndup(&r->mem, field, fl), code,
+                               arena_strndup(&r->mem, msg, ml)};
+}
+
+/* field_name - "orderId" or "lineItems[2].quantity" for messages */
+static void field_name(const ectx *c, const node *n, char *buf, size_t sz)
+{
+    const rec_schema *s = c->rec->schema;
+    if (n->t == N_ITEM)
+        snprintf(buf, sz, "%s[%zu].%s", schema_group_path(s, n->group), c->item, n->s);
+    else if (n->s)
+        snprintf(buf, sz, "%s", n->s);
+    else
+        buf[0] = '\0';
+}
+
+static int efail(ectx *c, const node *n, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int efail(ectx *c, const node *n, const char *code, const char *fmt, ...)
+{
+    c->code = code;
+    if (n)
+        field_name(c, n, c->field, sizeof c->field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static tval mk(ectx *c, const char *p, size_t n)
+{
+    return (tval){arena_strndup(&c->res->mem, p, n), n};
+}
+
+/* source_node - the field whose value a decimal came from, for messages */
+static const node *source_node(const node *n)
+{
+    while (n && n->t != N_FIELD && n->t != N_ITEM && n->nkids == 1)
+        n = n->kids[0];
+    return n && (n->t == N_FIELD || n->t == N_ITEM) ? n : NULL;
+}
+
+/* eval_dec - evaluate as a decimal; an empty value is 0 */
+static int eval_dec(node *n, ectx *c, decimal *d)
+{
+    tval v;
+    if (eval(n, c, &v) != 0)
+        return -1;
+    if (v.n == 0) {
+        *d = (decimal){0, 0};
+        return 0;
+    }
+    dec_status st = dec_parse(v.p, v.n, d);
+    if (st != DEC_OK) {
+        const node *src = source_node(n);
+        char shown[64];
+        snprintf(shown, sizeof shown, "%.*s", (int)(v.n > 40 ? 40 : v.n), v.p);
+        return efail(c, src, "BAD_NUMBER", "\"%s\" is %s; write it as a plain decimal such as 12.50",
+                     shown, dec_strerror(st));
+    }
+    return 0;
+}
+
+static tval dec_text(ectx *c, decimal d)
+{
+    char buf[DEC_TEXT_MAX];
+    size_t n = dec_format(d, d.scale, false, buf, sizeof buf);
+    return mk(c, buf, n);
+}
+
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+/* parse_iso - ISO 8601 date or date-time; has_time/has_off tell what was there */
+static int parse_iso(const char *s, size_t n, struct tm *tm, int *off_min, int *has_time,
+                     int *has_off)
+{
+    char buf[64];
+    if (n >= sizeof buf)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    memset(tm, 0, sizeof *tm);
+    *off_min = 0;
+    *has_time = *has_off = 0;
+    int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;
+    if (sscanf(buf, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
+        return -1;
+    const char *p = buf + 10;
+    if (*p == 'T' || *p == ' ') {
+        int u2 = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &u2) != 2 || u2 != 5)
+            return -1;
+        p += 1 + u2;
+        if (*p == ':') {
+            if (sscanf(p + 1, "%2d%n", &sec, &u2) != 1 || u2 != 2)
+                return -1;
+            p += 3;
+            if (*p == '.' || *p == ',') {
+                p++;
+                while (*p >= '0' && *p <= '9')
+                    p++;
+            }
+        }
+        *has_time = 1;
+        if (*p == 'Z' || *p == 'z') {
+            *has_off = 1;
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p == '-' ? -1 : 1, oh = 0, om = 0;
+            p++;
+            if (sscanf(p, "%2d%n", &oh, &u2) != 1 || u2 != 2)
+                return -1;
+            p += 2;
+            if (*p == ':')
+                p++;
+            if (*p >= '0' && *p <= '9') {
+                if (sscanf(p, "%2d%n", &om, &u2) != 1 || u2 != 2)
+                    return -1;
+                p += 2;
+            }
+            *has_off = 1;
+            *off_min = sign * (oh * 60 + om);
+        }
+    }
+    if (*p != '\0')
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    tm->tm_year = y - 1900;
+    tm->tm_mon = mo - 1;
+    tm->tm_mday = d;
+    tm->tm_hour = h;
+    tm->tm_min = mi;
+    tm->tm_sec = sec;
+    return 0;
+}
+
+static int eval_date(node *n, ectx *c, tval *out)
+{
+    tval v;
+    if (eval(n->kids[0], c, &v) != 0)
+        return -1;
+    if (v.n == 0) {
+        *out = v;
+        return 0;
+    }
+    struct tm tm;
+    int off, has_time, has_off;
+    if (parse_iso(v.p, v.n, &tm, &off, &has_time, &has_off) != 0) {
+        char shown[64];
+        snprintf(shown, sizeof shown, "%.*s", (int)(v.n > 40 ? 40 : v.n), v.p);
+        return efail(c, source_node(n->kids[0]), "BAD_DATE",
+                     "\"%s\" is not an ISO 8601 date such as 2026-11-01T14:22:05Z", shown);
+    }
+    if (has_off) {
+        time_t t = timegm(&tm) - (time_t)off * 60;
+        if (n->flag)
+            localtime_r(&t, &tm);
+        else
+            gmtime_r(&t, &tm);
+    } else {
+        time_t t = timegm(&tm); /* normalise, e.g. 31 Feb is refused below */
+        struct tm chk;
+        gmtime_r(&t, &chk);
+        if (chk.tm_mday != tm.tm_mday)
+            return efail(c, source_node(n->kids[0]), "BAD_DATE", "\"%.*s\" is not a real date",
+                         (int)v.n, v.p);
+    }
+    char buf[128];
+    size_t len = strftime(buf, sizeof buf, n->s, &tm);
+    *out = mk(c, buf, len);
+    return 0;
+}
+
+static int eval_word(node *n, ectx *c, tval *out)
+{
+    tval v;
+    if (eval(n->kids[0], c, &v) != 0)
+        return -1;
+    const char *s = v.p, *e = v.p + v.n;
+    while (s < e && is_space(*s))
+        s++;
+    while (e > s && is_space(e[-1]))
+        e--;
+    const char *fw_end = s;
+    while (fw_end < e && !is_space(*fw_end))
+        fw_end++;
+    const char *lw = e;
+    while (lw > s && !is_space(lw[-1]))
+        lw--;
+    const char *a = s, *b = e;
+    switch (n->i1) {
+    case W_FIRST:
+        b = fw_end;
+        break;
+    case W_LAST:
+        a = lw;
+        break;
+    case W_BUT_FIRST:
+        a = fw_end;
+        while (a < e && is_space(*a))
+            a++;
+        break;
+    default:
+        b = lw;
+        while (b > s && is_space(b[-1]))
+            b--;
+        break;
+    }
+    *out = (tval){a, (size_t)(b - a)};
+    return 0;
+}
+
+static bool test_when(const when *w, tval v)
+{
+    switch (w->test) {
+    case T_EMPTY:
+        return v.n == 0;
+    case T_NOT_EMPTY:
+        return v.n != 0;
+    default:
+        for (int i = 0; i < w->nwords; i++)
+            if (strlen(w->words[i]) == v.n && memcmp(w->words[i], v.p, v.n) == 0)
+                return true;
+        return false;
+    }
+}
+
+static int eval_var(ectx *c, int i, tval *out)
+{
+    tpl_run *r = c->run;
+    if (!r->var_done[i]) {
+        size_t item = c->item;
+        if (eval(r->t->lets[i].expr, c, &r->var_val[i]) != 0)
+            return -1;
+        c->item = item;
+        r->var_done[i] = true;
+    }
+    *out = r->var_val[i];
+    return 0;
+}
+
+/* eval - compute one expression node */
+static int eval(node *n, ectx *c, tval *out)
+{
+    switch (n->t) {
+    case N_FIELD:
+    case N_ITEM: {
+        size_t len = 0;
+        const char *p = record_get(c->rec, n->t == N_FIELD ? REC_HEADER : n->group, c->item,
+                                   n->slot, &len);
+        *out = p ? (tval){p, len} : (tval){"", 0};
+        return 0;
+    }
+    case N_CONST:
+        *out = (tval){n->s, strlen(n->s)};
+        return 0;
+    case N_VAR:
+        return eval_var(c, n->i1, out);
+    case N_REF: {
+        tpl_result *res = c->res;
+        if (!res->nrows[n->i1]) {
+            *out = (tval){"", 0};
+            return 0;
+        }
+        *out = res->rows[n->i1][n->i2];
+        return 0;
+    }
+    case N_LINENO: {
+        char buf[32];
+        int len = snprintf(buf, sizeof buf, "%zu", c->item + 1);
+        *out = mk(c, buf, (size_t)len);
+        return 0;
+    }
+    case N_COALESCE:
+        for (int i = 0; i < n->nkids; i++) {
+            if (eval(n->kids[i], c, out) != 0)
+                return -1;
+            if (out->n)
+                return 0;
+        }
+        return 0;
+    case N_CONCAT: {
+        sbuf b = {0};
+        size_t seplen = strlen(n->s);
+        int parts = 0;
+        for (int i = 0; i < n->nkids; i++) {
+            tval v;
+            if (eval(n->kids[i], c, &v) != 0) {
+                sbuf_free(&b);
+                return -1;
+            }
+            if (!v.n)
+                continue;
+            if (parts++)
+                sbuf_add(&b, n->s, seplen);
+            sbuf_add(&b, v.p, v.n);
+        }
+        *out = mk(c, b.p ? b.p : "", b.len);
+        sbuf_free(&b);
+        return 0;
+    }
+    case N_WORD:
+        return eval_word(n, c, out);
+    case N_TRIM: {
+        if (eval(n->kids[0], c, out) != 0)
+            return -1;
+        while (out->n && is_space(out->p[0]))
+            out->p++, out->n--;
+        while (out->n && is_space(out->p[out->n - 1]))
+            out->n--;
+        return 0;
+    }
+    case N_UPPER:
+    case N_LOWER: {
+        tval v;
+        if (eval(n->kids[0], c, &v) != 0)
+            return -1;
+        *out = mk(c, v.p, v.n);
+        char *p = (char *)out->p;
+        for (size_t i = 0; i < v.n; i++) /* ASCII only: IDs and codes */
+            if (n->t == N_UPPER && p[i] >= 'a' && p[i] <= 'z')
+                p[i] = (char)(p[i] - 32);
+            else if (n->t == N_LOWER && p[i] >= 'A' && p[i] <= 'Z')
+                p[i] = (char)(p[i] + 32);
+        return 0;
+    }
+    case N_DIGITS: {
+        tval v;
+        if (eval(n->kids[0], c, &v) != 0)
+            return -1;
+        char *p = arena_alloc(&c->res->mem, v.n + 1);
+        size_t k = 0;
+        for (size_t i = 0; i < v.n; i++)
+            if (v.p[i] >= '0' && v.p[i] <= '9')
+                p[k++] = v.p[i];
+        p[k] = '\0';
+        *out = (tval){p, k};
+        return 0;
+    }
+    case N_PADLEFT: {
+        tval v;
+        if (eval(n->kids[0], c, &v) != 0)
+            return -1;
+        size_t chars = utf8_count(v.p, v.n);
+        if (v.n == 0 || chars >= (size_t)n->i1) {
+            *out = v;
+            return 0;
+        }
+        size_t pad = (size_t)n->i1 - chars;
+        char *p = arena_alloc(&c->res->mem, pad + v.n + 1);
+        memset(p, n->c, pad);
+        memcpy(p + pad, v.p, v.n);
+        p[pad + v.n] = '\0';
+        *out = (tval){p, pad + v.n};
+        return 0;
+    }
+    case N_DATE:
+        return eval_date(n, c, out);
+    case N_ROUND: {
+        tval v;
+        if (eval(n->kids[0], c, &v) != 0)
+            return -1;
+        if (v.n == 0) {
+            *out = v;
+            return 0;
+        }
+        decimal d;
+        if (eval_dec(n->kids[0], c, &d) != 0)
+            return -1;
+        char buf[DEC_TEXT_MAX];
+        size_t len = dec_format(d, n->i1, n->flag, buf, sizeof buf);
+        *out = mk(c, buf, len);
+        return 0;
+    }
+    case N_ADD:
+    case N_SUB:
+    case N_MUL: {
+        decimal acc, d;
+        if (eval_dec(n->kids[0], c, &acc) != 0)
+            return -1;
+        for (int i = 1; i < n->nkids; i++) {
+            if (eval_dec(n->kids[i], c, &d) != 0)
+                return -1;
+            dec_status st = n->t == N_ADD ? dec_add(acc, d, &acc)
+                          : n->t == N_SUB ? dec_sub(acc, d, &acc) : dec_mul(acc, d, &acc);
+            if (st != DEC_OK)
+                return efail(c, source_node(n->kids[i]), "BAD_NUMBER", "arithmetic overflow: %s",
+                             dec_strerror(st));
+        }
+        *out = dec_text(c, acc);
+        return 0;
+    }
+    case N_NEG: {
+        decimal d;
+        if (eval_dec(n->kids[0], c, &d) != 0)
+            return -1;
+        *out = dec_text(c, dec_neg(d));
+        return 0;
+    }
+    case N_SUM: {
+        decimal acc = {0, 0}, d;
+        size_t saved = c->item, ni = record_nitems(c->rec, n->group);
+        for (size_t i = 0; i < ni; i++) {
+            c->item = i;
+            if (eval_dec(n->kids[0], c, &d) != 0)
+                return -1;
+            if (dec_add(acc, d, &acc) != DEC_OK)
+                return efail(c, source_node(n->kids[0]), "BAD_NUMBER", "sum overflows");
+        }
+        c->item = saved;
+        *out = dec_text(c, acc);
+        return 0;
+    }
+    case N_LOOKUP: {
+        tval k;
+        if (eval(n->kids[0], c, &k) != 0)
+            return -1;
+        size_t len = 0;
+        const char *v = k.n ? lk_get(n->lk, k.p, k.n, &len) : NULL;
+        if (v) {
+            *out = (tval){v, len};
+            return 0;
+        }
+        if (n->otherwise)
+            return eval(n->otherwise, c, out);
+        if (k.n == 0 || n->i1 == LK_EMPTY) {
+            *out = (tval){"", 0};
+            return 0;
+        }
+        if (n->i1 == LK_KEEP) {
+            *out = k;
+            return 0;
+        }
+        return efail(c, source_node(n->kids[0]), n->s ? n->s : "UNKNOWN_CODE",
+                     "\"%.*s\" is not in the lookup table%s%s", (int)(k.n > 40 ? 40 : k.n), k.p,
+                     n->msg ? ": " : "; add a row for it", n->msg ? n->msg : "");
+    }
+    case N_CHOOSE:
+        for (int i = 0; i < n->nwhens; i++) {
+            tval v;
+            if (eval(n->whens[i].subject, c, &v) != 0)
+                return -1;
+            if (test_when(&n->whens[i], v))
+                return eval(n->whens[i].then, c, out);
+        }
+        if (n->otherwise)
+            return eval(n->otherwise, c, out);
+        *out = (tval){"", 0};
+        return 0;
+    case N_SEQUENCE: {
+        uint64_t v = ++c->run->counters[n->i2];
+        char buf[64];
+        int width = n->i1 - (int)strlen(n->s);
+        int len = snprintf(buf, sizeof buf, "%s%0*llu", n->s, width > 0 ? width : 1,
+                           (unsigned long long)v);
+        *out = mk(c, buf, (size_t)len);
+        return 0;
+    }
+    default:
+        return efail(c, NULL, "TEMPLATE", "a condition was used where a value is expected");
+    }
+}
+
+/* eval_cond - true (1), false (0) or failed (-1) */
+static int eval_cond(node *n, ectx *c)
+{
+    switch (n->t) {
+    case C_NOT_EMPTY: {
+        tval v;
+        if (eval(n->kids[0], c, &v) != 0)
+            return -1;
+        return v.n != 0;
+    }
+    case C_POSITIVE:
+    case C_NON_NEGATIVE: {
+        tval v;
+        decimal d;
+        if (eval(n->kids[0], c, &v) != 0)
+            return -1;
+        if (v.n == 0)
+            return 0;
+        if (eval_dec(n->kids[0], c, &d) != 0)
+            return -1;
+        return n->t == C_POSITIVE ? dec_sign(d) > 0 : dec_sign(d) >= 0;
+    }
+    case C_WITHIN: {
+        decimal a, b, tol, diff;
+        if (eval_dec(n->kids[0], c, &a) != 0 || eval_dec(n->kids[1], c, &b) != 0)
+            return -1;
+        dec_parse(n->s, strlen(n->s), &tol);
+        if (dec_sub(a, b, &diff) != DEC_OK)
+            return 0;
+        return dec_cmp(dec_abs(diff), tol) <= 0;
+    }
+    case C_UNIQUE: {
+        tval v;
+        if (eval(n->kids[0], c, &v) != 0)
+            return -1;
+        if (v.n == 0)
+            return 1;
+        return hset_add(&c->run->hsets[n->i2], hash_bytes(v.p, v.n)) ? 1 : 0;
+    }
+    case C_MIN_ITEMS:
+        return record_nitems(c->rec, n->group) >= (size_t)n->i1;
+    default:
+        return efail(c, NULL, "TEMPLATE", "a value was used where a condition is expected");
+    }
+}
+
+tpl_run *tpl_run_new(template *t)
+{
+    tpl_run *r = xcalloc(1, sizeof *r);
+    r->t = t;
+    r->counters = xcalloc((size_t)t->ncounters + 1, sizeof *r->counters);
+    r->hsets = xcalloc((size_t)t->nhsets + 1, sizeof *r->hsets);
+    r->uniq = xcalloc((size_t)t->nuniq + 1, sizeof *r->uniq);
+    r->var_val = xcalloc((size_t)t->nlets + 1, sizeof *r->var_val);
+    r->var_done = xcalloc((size_t)t->nlets + 1, sizeof *r->var_done);
+    return r;
+}
+
+void tpl_run_free(tpl_run *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->t->nhsets; i++)
+        hset_free(&r->hsets[i]);
+    for (int i = 0; i < r->t->nuniq; i++)
+        hset_free(&r->uniq[i]);
+    free(r->hsets);
+    free(r->uniq);
+    free(r->counters);
+    free(r->var_val);
+    free(r->var_done);
+    free(r->pending);
+    free(r->pending_col);
+    free(r);
+}
+
+void tpl_result_init(tpl_result *res, const template *t)
+{
+    memset(res, 0, sizeof *res);
+    res->nrows = xcalloc((size_t)t->ntables + 1, sizeof *res->nrows);
+    res->rows = xcalloc((size_t)t->ntables + 1, sizeof *res->rows);
+}
+
+void tpl_result_free(tpl_result *res)
+{
+    arena_free(&res->mem);
+    free(res->nrows);
+    free(res->rows);
+    free(res->errors);
+    free(res->warnings);
+    memset(res, 0, sizeof *res);
+}
+
+/* reject - record the failure of ectx as the record's error */
+static int reject(ectx *c, const char *field_dflt)
+{
+    add_issue(c->res, 0, c->field[0] ? c->field : field_dflt, c->code, c->msg);
+    return 1;
+}
+
+/* fit_column - apply max length; 0 ok, 1 too long (error set unless cut) */
+static int fit_column(ectx *c, const column *col, tval *v, bool quiet)
+{
+    if (!col->max)
+        return 0;
+    size_t chars = utf8_count(v->p, v->n);
+    if (chars <= (size_t)col->max)
+        return 0;
+    if (col->cut) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "cut to %d characters (was %zu)", col->max, chars);
+        add_issue(c->res, 1, col->name, "TRUNCATED", msg);
+        v->n = utf8_prefix(v->p, v->n, (size_t)col->max);
+        return 0;
+    }
+    if (!quiet) {
+        c->code = "TOO_LONG";
+        snprintf(c->field, sizeof c->field, "%s", col->name);
+        snprintf(c->msg, sizeof c->msg,
+                 "\"%.*s\" has %zu characters; Sage allows %d in %s: shorten it at the source or "
+                 "map it in the template",
+                 (int)(v->n > 60 ? 60 : v->n), v->p, chars, col->max, col->name);
+    }
+    return 1;
+}
+
+/* eval_column - one column's value, with its fallback and length rules */
+static int eval_column(ectx *c, const column *col, tval *v)
+{
+    c->field[0] = '\0';
+    if (eval(col->expr, c, v) != 0)
+        return -1;
+    if (!col->unique) {
+        if (fit_column(c, col, v, col->fallback != NULL) == 0)
+            return 0;
+        if (!col->fallback)
+            return -1;
+    } else if (v->n && fit_column(c, col, v, true) == 0 &&
+               !hset_has(&c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n))) {
+        goto unique_ok;
+    } else if (!col->fallback) {
+        if (!v->n)
+            return efail(c, NULL, "MISSING_FIELD", "%s is empty", col->name);
+        return efail(c, NULL, "DUPLICATE_KEY", "%s %.*s is already used in this file", col->name,
+                     (int)v->n, v->p);
+    }
+    if (eval(col->fallback, c, v) != 0)
+        return -1;
+    if (fit_column(c, col, v, false) != 0)
+        return -1;
+    if (!col->unique)
+        return 0;
+unique_ok:
+    c->run->pending = xrealloc(c->run->pending, (size_t)(c->run->npending + 1) * sizeof(uint64_t));
+    c->run->pending_col = xrealloc(c->run->pending_col, (size_t)(c->run->npending + 1) * sizeof(int));
+    c->run->pending[c->run->npending] = hash_bytes(v->p, v->n);
+    c->run->pending_col[c->run->npending++] = col->uniq_id;
+    return 0;
+}
+
+/* tpl_eval - checks, then every table's rows */
+int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
+{
+    template *t = r->t;
+    arena_reset(&res->mem);
+    res->nerrors = res->nwarnings = 0;
+    memset(res->nrows, 0, (size_t)t->ntables * sizeof *res->nrows);
+    memset(r->var_done, 0, (size_t)t->nlets * sizeof *r->var_done);
+    r->npending = 0;
+    ectx c = {.run = r, .rec = rec, .res = res};
+
+    res->key = (tval){"", 0};
+    if (t->key_slot >= 0) {
+        size_t len = 0;
+        const char *k = record_get(rec, REC_HEADER, 0, t->key_slot, &len);
+        if (k)
+            res->key = (tval){k, len};
+    }
+    if (rec->not_object) {
+        add_issue(res, 0, "", "NOT_OBJECT", "the record is not a JSON object");
+        return 1;
+    }
+    for (int i = 0; i < t->nchecks; i++) {
+        check *ck = &t->checks[i];
+        size_t ni = ck->group >= 0 ? record_nitems(rec, ck->group) : 1;
+        for (size_t it = 0; it < ni; it++) {
+            c.item = it;
+            c.field[0] = '\0';
+            int ok = eval_cond(ck->cond, &c);
+            if (ok < 0)
+                return reject(&c, ck->field ? ck->field : "");
+            if (!ok) {
+                char field[200];
+                if (ck->group >= 0)
+                    snprintf(field, sizeof field, "%s[%zu].%s",
+                             schema_group_path(rec->schema, ck->group), it,
+                             ck->field ? ck->field : "");
+                else
+                    snprintf(field, sizeof field, "%s", ck->field ? ck->field : "");
+                add_issue(res, 0, field, ck->code, ck->message ? ck->message : ck->code);
+                return 1;
+            }
+        }
+    }
+    for (int ti = 0; ti < t->ntables; ti++) {
+        table *tb = &t->tables[ti];
+        size_t nrows = tb->group >= 0 ? record_nitems(rec, tb->group) : 1;
+        tval *rows = arena_alloc(&res->mem, (nrows * (size_t)tb->ncols + 1) * sizeof *rows);
+        res->rows[ti] = rows;
+        for (size_t ri = 0; ri < nrows; ri++) {
+            c.item = ri;
+            for (int ci = 0; ci < tb->ncols; ci++) {
+                tval *v = &rows[ri * (size_t)tb->ncols + (size_t)ci];
+                if (eval_column(&c, &tb->cols[ci], v) != 0)
+                    return reject(&c, tb->cols[ci].name);
+            }
+        }
+        res->nrows[ti] = nrows;
+    }
+    for (int i = 0; i < r->npending; i++)
+        hset_add(&r->uniq[r->pending_col[i]], r->pending[i]);
+    return 0;
+}

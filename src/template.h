@@ -1,0 +1,95 @@
+/*
+ * template.h - mapping templates: what maps to what, kept out of C.
+ *
+ * A template (templates/NAME.xml, schema xsd/template.xsd, language in
+ * templates/README.md) says which records it reads (kind, detection keys),
+ * which checks a record must pass, and how each column of each output
+ * table is computed from the record.  This module loads templates, binds
+ * their source paths into a record schema, and evaluates one record at a
+ * time into rows of text.
+ */
+#ifndef SAGEBRIDGE_TEMPLATE_H
+#define SAGEBRIDGE_TEMPLATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "record.h"
+#include "util.h"
+
+typedef struct {
+    const char *p;
+    size_t n;
+} tval;
+
+typedef struct {
+    const char *field;
+    const char *code;
+    const char *message;
+} tpl_issue;
+
+typedef struct {
+    const char *name;
+    int ncols;
+    const char **cols;
+    bool per_item; /* one row per item of a group, else one row per record */
+} tpl_table_desc;
+
+typedef struct {
+    const char *prefix;     /* file prefix: "SO" -> SO_B_StgSalesOrder.csv */
+    const char *xml_root;   /* document element */
+    const char *xml_record; /* element around one record's rows */
+    const char *xml_ns;
+    const char *xsd; /* schema file name in the xsd folder */
+    int ntables;
+    const tpl_table_desc *tables;
+} tpl_output_desc;
+
+typedef struct {
+    arena mem;
+    size_t *nrows;  /* per table */
+    tval **rows;    /* per table: nrows * ncols values */
+    tpl_issue *errors, *warnings;
+    size_t nerrors, nwarnings, cap_err, cap_warn;
+    tval key; /* business key (e.g. orderId), may be empty */
+} tpl_result;
+
+typedef struct template template;
+typedef struct tpl_set tpl_set;
+typedef struct tpl_run tpl_run;
+
+/* tpl_set_new - an empty set; templates loaded into it share one schema */
+tpl_set *tpl_set_new(const config *cfg, const char *xsd_dir);
+void tpl_set_free(tpl_set *s);
+/* tpl_load - load and validate one template file; NULL with err set */
+template *tpl_load(tpl_set *s, const char *path, sbuf *err);
+/* tpl_load_dir - every *.xml in dir, in name order; -1 with err set */
+int tpl_load_dir(tpl_set *s, const char *dir, sbuf *err);
+template *tpl_find(const tpl_set *s, const char *name);
+int tpl_count(const tpl_set *s);
+template *tpl_at(const tpl_set *s, int i);
+const rec_schema *tpl_schema(const tpl_set *s);
+
+/* has_key - does the first record have this top-level key? */
+typedef int (*tpl_has_key_fn)(void *ctx, const char *key);
+/* tpl_detect - first template of kind (NULL: any kind) whose detection keys are all present */
+template *tpl_detect(const tpl_set *s, const char *kind, tpl_has_key_fn has, void *ctx);
+
+const char *tpl_name(const template *t);
+const char *tpl_kind(const template *t);
+const char *tpl_path(const template *t);
+const char *tpl_sha256(const template *t); /* hex of the file's bytes */
+const tpl_output_desc *tpl_output(const template *t);
+
+tpl_run *tpl_run_new(template *t);
+void tpl_run_free(tpl_run *r);
+/* tpl_eval - map one record; 0 = rows ready, 1 = rejected (errors[0] says why) */
+int tpl_eval(tpl_run *r, const record *rec, tpl_result *res);
+void tpl_result_init(tpl_result *res, const template *t);
+void tpl_result_free(tpl_result *res);
+
+/* tpl_validate_file - schema and semantic check of a template file */
+int tpl_validate_file(const config *cfg, const char *xsd_dir, const char *path, sbuf *err);
+
+#endif

@@ -1,0 +1,287 @@
+/*
+ * util.c - buffers, arenas, hashing and UTF-8 helpers shared by all modules.
+ *
+ * Out of memory is the one failure that is not returned: the x*alloc
+ * functions print a line and abort, because a converter that cannot allocate
+ * a few kilobytes has nothing useful left to do and must not write half a
+ * batch.  Every other error in sagebridge is returned to the caller.
+ */
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_BLOCK 65536
+
+struct arena_block {
+    arena_block *next;
+    size_t size;
+    char data[];
+};
+
+/* oom - the only fatal error */
+static void oom(size_t n)
+{
+    fprintf(stderr, "sagebridge: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+    void *p = calloc(n ? n : 1, m ? m : 1);
+    if (!p)
+        oom(n * m);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(xmalloc(n), s, n);
+}
+
+/* sbuf_grow - make room for `extra` more bytes and a NUL */
+void sbuf_grow(sbuf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->p = xrealloc(b->p, cap);
+    b->cap = cap;
+}
+
+void sbuf_add(sbuf *b, const void *data, size_t n)
+{
+    sbuf_grow(b, n);
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void sbuf_addc(sbuf *b, char c)
+{
+    sbuf_grow(b, 1);
+    b->p[b->len++] = c;
+    b->p[b->len] = '\0';
+}
+
+void sbuf_adds(sbuf *b, const char *s)
+{
+    sbuf_add(b, s, strlen(s));
+}
+
+void sbuf_printf(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    sbuf_grow(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void sbuf_reset(sbuf *b)
+{
+    b->len = 0;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
+void sbuf_free(sbuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* sbuf_str - the contents as a C string, "" when empty */
+const char *sbuf_str(sbuf *b)
+{
+    return b->p ? b->p : "";
+}
+
+/* arena_alloc - n bytes, 8-aligned, valid until arena_reset */
+void *arena_alloc(arena *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if (!a->head || a->used + n > a->head->size) {
+        size_t size = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        arena_block *b = xmalloc(sizeof *b + size);
+        b->size = size;
+        b->next = a->head;
+        a->head = b;
+        a->used = 0;
+    }
+    void *p = a->head->data + a->used;
+    a->used += n;
+    return p;
+}
+
+char *arena_strndup(arena *a, const char *s, size_t n)
+{
+    char *p = arena_alloc(a, n + 1);
+    if (n)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+/* arena_reset - free all but the oldest block, so a steady state allocates nothing */
+void arena_reset(arena *a)
+{
+    arena_block *b = a->head;
+    if (!b)
+        return;
+    while (b->next) {
+        arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    a->head = b;
+    a->used = 0;
+}
+
+void arena_free(arena *a)
+{
+    arena_reset(a);
+    free(a->head);
+    a->head = NULL;
+    a->used = 0;
+}
+
+/* hash_bytes - FNV-1a, 64 bit, then a final mix so that low bits are usable */
+uint64_t hash_bytes(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* hash_bytes_ci - as hash_bytes, ASCII letters folded to lower case */
+uint64_t hash_bytes_ci(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        h ^= c;
+        h *= 1099511628211ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* utf8_count - number of code points in valid UTF-8 text */
+size_t utf8_count(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            c++;
+    return c;
+}
+
+/* utf8_prefix - byte length of the first max_chars code points (never splits one) */
+size_t utf8_prefix(const char *s, size_t n, size_t max_chars)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            if (c == max_chars)
+                return i;
+            c++;
+        }
+    }
+    return n;
+}
+
+/* hset_add - insert; 0 is remapped so that it can mark empty slots */
+bool hset_add(hset *s, uint64_t h)
+{
+    if (h == 0)
+        h = 1;
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        uint64_t *slots = xcalloc(cap, sizeof *slots);
+        for (size_t i = 0; i < s->cap; i++) {
+            uint64_t v = s->slots[i];
+            if (!v)
+                continue;
+            size_t j = v & (cap - 1);
+            while (slots[j])
+                j = (j + 1) & (cap - 1);
+            slots[j] = v;
+        }
+        free(s->slots);
+        s->slots = slots;
+        s->cap = cap;
+    }
+    size_t j = h & (s->cap - 1);
+    while (s->slots[j]) {
+        if (s->slots[j] == h)
+            return false;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->slots[j] = h;
+    s->n++;
+    return true;
+}
+
+bool hset_has(const hset *s, uint64_t h)
+{
+    if (h == 0)
+        h = 1;
+    if (!s->cap)
+        return false;
+    size_t j = h & (s->cap - 1);
+    while (s->slots[j]) {
+        if (s->slots[j] == h)
+            return true;
+        j = (j + 1) & (s->cap - 1);
+    }
+    return false;
+}
+
+void hset_free(hset *s)
+{
+    free(s->slots);
+    s->slots = NULL;
+    s->n = s->cap = 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * util.h - small building blocks every module uses: a growable byte buffer,
+ * a bump arena whose pointers never move, a string hash, and UTF-8 helpers.
+ */
+#ifndef SAGEBRIDGE_UTIL_H
+#define SAGEBRIDGE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* sbuf - growable byte buffer; p is NUL-terminated whenever len > 0 */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} sbuf;
+
+void sbuf_grow(sbuf *b, size_t extra);
+void sbuf_add(sbuf *b, const void *data, size_t n);
+void sbuf_addc(sbuf *b, char c);
+void sbuf_adds(sbuf *b, const char *s);
+void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sbuf_reset(sbuf *b);
+void sbuf_free(sbuf *b);
+const char *sbuf_str(sbuf *b);
+
+/* arena - bump allocator in blocks; arena_reset keeps the first block */
+typedef struct arena_block arena_block;
+typedef struct {
+    arena_block *head;
+    size_t used;
+} arena;
+
+void *arena_alloc(arena *a, size_t n);
+char *arena_strndup(arena *a, const char *s, size_t n);
+void arena_reset(arena *a);
+void arena_free(arena *a);
+
+/* xmalloc family - abort with a message when memory runs out */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+uint64_t hash_bytes(const void *p, size_t n);
+uint64_t hash_bytes_ci(const void *p, size_t n);
+
+size_t utf8_count(const char *s, size_t n);
+size_t utf8_prefix(const char *s, size_t n, size_t max_chars);
+
+/* hset - set of 64-bit hashes (duplicate detection without keeping keys) */
+typedef struct {
+    uint64_t *slots;
+    size_t n, cap;
+} hset;
+
+bool hset_add(hset *s, uint64_t h); /* true if newly added */
+bool hset_has(const hset *s, uint64_t h);
+void hset_free(hset *s);
+
+#endif
