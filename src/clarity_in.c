@@ -45,15 +45,15 @@ struct cin_parser {
     record rec;
 
     frame stack[CIN_MAX_DEPTH + 2];
-    int depth;     /* containers open */
-    int rec_depth; /* depth of the record's own object, 0 = none open */
+    int depth;      /* containers open */
+    int rec_depth;  /* depth of the record's own object, 0 = none open */
     int wrap_depth; /* depth of the wrapper's array, 0 = none */
     cin_shape shape;
     char wrapper_kind[16];
     int pending_wrap; /* last key at depth 1 names a kind */
     char pending_kind[16];
 
-    sbuf path; /* current path inside the record */
+    sbuf path;     /* current path inside the record */
     uint64_t base; /* file offset of the current chunk */
     const char *chunk;
     uint64_t line_pos, line_no; /* newlines counted in [0, line_pos) */
@@ -360,7 +360,7 @@ static int cb_end_array(void *ctx)
 }
 
 static const yajl_callbacks callbacks = {
-    cb_null, cb_bool, NULL, NULL, cb_number, cb_string,
+    cb_null,      cb_bool,    NULL,       NULL,           cb_number,    cb_string,
     cb_start_map, cb_map_key, cb_end_map, cb_start_array, cb_end_array,
 };
 

@@ -15,7 +15,7 @@
 
 #include "record.h"
 
-#define CIN_MAX_DEPTH 64
+#define CIN_MAX_DEPTH  64
 #define CIN_MAX_RECORD (64u << 20) /* bytes of kept text in one record */
 
 typedef enum {

@@ -60,8 +60,8 @@ config *cfg_load(const char *path, sbuf *err)
     int line = ini_parse_file(f, on_entry, c);
     fclose(f);
     if (line != 0) {
-        sbuf_printf(err, "%s:%d: configuration syntax error (expected [section] or key = value)", path,
-                    line);
+        sbuf_printf(err, "%s:%d: configuration syntax error (expected [section] or key = value)",
+                    path, line);
         cfg_free(c);
         return NULL;
     }

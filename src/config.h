@@ -17,7 +17,8 @@ config *cfg_load(const char *path, sbuf *err);
 void cfg_free(config *c);
 /* cfg_get - the value, or NULL when neither file nor environment sets it */
 const char *cfg_get(const config *c, const char *section, const char *key);
-const char *cfg_get_default(const config *c, const char *section, const char *key, const char *dflt);
+const char *cfg_get_default(const config *c, const char *section, const char *key,
+                            const char *dflt);
 const char *cfg_path(const config *c); /* the file read, or NULL */
 /* cfg_dir - folder a relative path in the config is relative to */
 const char *cfg_dir(const config *c);

@@ -28,7 +28,7 @@
 #include "publish.h"
 
 #define READ_CHUNK (256 * 1024)
-#define SHOW_MAX 20 /* reject / warning lines printed per file */
+#define SHOW_MAX   20 /* reject / warning lines printed per file */
 
 typedef struct {
     const convert_opts *o;
@@ -272,12 +272,16 @@ static int finish(job *j)
         if (j->st.rejected > SHOW_MAX)
             fprintf(stderr, "sagebridge: %s: … and %llu more rejected records\n", j->path,
                     (unsigned long long)(j->st.rejected - SHOW_MAX));
-        fprintf(stderr,
-                "sagebridge: %s: %llu of %llu records rejected%s%s%s%s; fix them at the source "
-                "and convert again\n",
-                j->path, (unsigned long long)j->st.rejected, (unsigned long long)j->st.records,
-                j->o->outdir ? " (listed in " : "", j->o->outdir ? j->o->outdir : "",
-                j->o->outdir ? "/" : "", j->o->outdir ? "…rejects.json)" : "");
+        if (j->o->outdir)
+            fprintf(stderr,
+                    "sagebridge: %s: %llu of %llu records rejected, listed in %s/%s.rejects.json; "
+                    "the other records were written; fix the rejected ones at the source and "
+                    "convert them again\n",
+                    j->path, (unsigned long long)j->st.rejected, (unsigned long long)j->st.records,
+                    j->o->outdir, j->batch);
+        else
+            fprintf(stderr, "sagebridge: %s: %llu of %llu records would be rejected\n", j->path,
+                    (unsigned long long)j->st.rejected, (unsigned long long)j->st.records);
         return 65;
     }
     return 0;

@@ -25,9 +25,11 @@
  */
 #include "decimal.h"
 
+#include <stdint.h>
 #include <string.h>
 
-static const __int128 DEC_LIMIT = (__int128)1000000000000000000LL * 1000000000000000000LL; /* 1e36 */
+static const __int128 DEC_LIMIT =
+    (__int128)1000000000000000000LL * 1000000000000000000LL; /* 1e36 */
 
 /* pow10 - 10^n as a 128-bit integer, n <= 37 */
 static __int128 pow10i(int n)
@@ -67,6 +69,16 @@ dec_status dec_parse(const char *s, size_t len, decimal *out)
         end--;
     if (p < end && (*p == '-' || *p == '+'))
         neg = (*p++ == '-');
+    /* most numbers have fewer than 19 digits: accumulate those in 64 bits */
+    uint64_t c64 = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && digits < 18; p++) {
+        any = true;
+        if (c64 == 0 && *p == '0')
+            continue;
+        digits++;
+        c64 = c64 * 10 + (uint64_t)(*p - '0');
+    }
+    c = c64;
     for (; p < end && *p >= '0' && *p <= '9'; p++) {
         any = true;
         if (c == 0 && *p == '0')
@@ -236,12 +248,20 @@ size_t dec_format(decimal a, int scale, bool trim, char *buf, size_t bufsz)
     int s = w.scale, n = 0;
 
     *--p = '\0';
-    do {
+    /* 128-bit division is a library call: do the usual case in 64 bits */
+    while (c > (__int128)UINT64_MAX) {
         *--p = (char)('0' + (int)(c % 10));
         c /= 10;
         if (++n == s)
             *--p = '.';
-    } while (c != 0 || n < s);
+    }
+    uint64_t c64 = (uint64_t)c;
+    do {
+        *--p = (char)('0' + (int)(c64 % 10));
+        c64 /= 10;
+        if (++n == s)
+            *--p = '.';
+    } while (c64 != 0 || n < s);
     if (n == s)
         *--p = '0';
     if (w.coef < 0)

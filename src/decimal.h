@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define DEC_MAX_SCALE 18  /* digits after the point kept by arithmetic */
+#define DEC_MAX_SCALE  18 /* digits after the point kept by arithmetic */
 #define DEC_MAX_DIGITS 36 /* significant digits a value may carry */
-#define DEC_TEXT_MAX 48   /* room for any formatted value, with NUL */
+#define DEC_TEXT_MAX   48 /* room for any formatted value, with NUL */
 
 typedef struct {
     __int128 coef;

@@ -17,9 +17,9 @@
 #include "validate.h"
 #include "version.h"
 
-#define EX_OK 0
-#define EX_USAGE 64
-#define EX_CONFIG 78
+#define EX_OK        0
+#define EX_USAGE     64
+#define EX_CONFIG    78
 #define EX_CANTCREAT 73
 
 static const char usage_text[] =
@@ -117,8 +117,7 @@ static int cmd_convert(const config *cfg, int argc, char **argv)
             fputs(usage_text, stdout);
             return EX_OK;
         default:
-            return usage_error("convert: unknown option or missing argument: %s",
-                               argv[optind - 1]);
+            return usage_error("convert: unknown option or missing argument: %s", argv[optind - 1]);
         }
     }
     if (optind >= argc)
@@ -172,7 +171,7 @@ static int cmd_validate(const config *cfg, int argc, char **argv)
     return worst;
 }
 
-static const char *const later[] = {"init", "run", "deliver", "status", "archive", "ledger",
+static const char *const later[] = {"init",   "run",  "deliver", "status",  "archive", "ledger",
                                     "replay", "hold", "release", "requeue", "map"};
 
 int main(int argc, char **argv)

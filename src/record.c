@@ -19,9 +19,9 @@ typedef struct {
 } pathtab;
 
 struct rec_schema {
-    pathtab groups;  /* item group paths */
-    pathtab hdr;     /* header slots */
-    pathtab *items;  /* one per group */
+    pathtab groups; /* item group paths */
+    pathtab hdr;    /* header slots */
+    pathtab *items; /* one per group */
 };
 
 /* pt_find - slot of path, or -1 */

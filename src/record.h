@@ -44,8 +44,8 @@ typedef struct {
 
 rec_schema *schema_new(void);
 void schema_free(rec_schema *s);
-int schema_group(rec_schema *s, const char *path);            /* find or add */
-int schema_slot(rec_schema *s, int group, const char *path);  /* find or add */
+int schema_group(rec_schema *s, const char *path);           /* find or add */
+int schema_slot(rec_schema *s, int group, const char *path); /* find or add */
 int schema_find_group(const rec_schema *s, const char *path, size_t len);
 int schema_find_slot(const rec_schema *s, int group, const char *path, size_t len);
 int schema_ngroups(const rec_schema *s);

@@ -36,8 +36,8 @@ struct sage_writer {
     ofile **csv; /* per table */
     ofile *xml;
     xmlTextWriterPtr xw;
-    sbuf cell;   /* quoting scratch */
-    sbuf line;   /* one CSV row */
+    sbuf cell; /* quoting scratch */
+    sbuf line; /* one CSV row */
     int failed;
 };
 
@@ -130,8 +130,8 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
             xmlTextWriterStartElement(w->xw, (const xmlChar *)o->xml_root) < 0 ||
             xmlTextWriterWriteAttribute(w->xw, (const xmlChar *)"xmlns",
                                         (const xmlChar *)o->xml_ns) < 0 ||
-            xmlTextWriterWriteAttribute(w->xw, (const xmlChar *)"batch",
-                                        (const xmlChar *)batch) < 0) {
+            xmlTextWriterWriteAttribute(w->xw, (const xmlChar *)"batch", (const xmlChar *)batch) <
+                0) {
             sbuf_printf(err, "%s/%s: cannot write the XML file", dir, of_name(w->xml));
             sw_abort(w);
             return NULL;
@@ -157,8 +157,8 @@ static int xml_rows(sage_writer *w, const tpl_result *res)
                     continue;
                 /* values are NUL-terminated in the result arena or the record */
                 char *v = strndup(row[c].p, row[c].n);
-                int rc = xmlTextWriterWriteElement(x, (const xmlChar *)td->cols[c],
-                                                   (const xmlChar *)v);
+                int rc =
+                    xmlTextWriterWriteElement(x, (const xmlChar *)td->cols[c], (const xmlChar *)v);
                 free(v);
                 if (rc < 0)
                     return -1;

@@ -40,11 +40,37 @@
 #define TPL_NS "urn:sagebridge:template:1"
 
 typedef enum {
-    N_FIELD, N_ITEM, N_CONST, N_VAR, N_REF, N_LINENO, N_COALESCE, N_CONCAT, N_WORD, N_TRIM,
-    N_UPPER, N_LOWER, N_DIGITS, N_PADLEFT, N_DATE, N_ROUND, N_ADD, N_SUB, N_MUL, N_NEG, N_SUM,
-    N_LOOKUP, N_CHOOSE, N_SEQUENCE,
+    N_FIELD,
+    N_ITEM,
+    N_CONST,
+    N_VAR,
+    N_REF,
+    N_LINENO,
+    N_COALESCE,
+    N_CONCAT,
+    N_WORD,
+    N_TRIM,
+    N_UPPER,
+    N_LOWER,
+    N_DIGITS,
+    N_PADLEFT,
+    N_DATE,
+    N_ROUND,
+    N_ADD,
+    N_SUB,
+    N_MUL,
+    N_NEG,
+    N_SUM,
+    N_LOOKUP,
+    N_CHOOSE,
+    N_SEQUENCE,
     /* conditions */
-    C_NOT_EMPTY, C_POSITIVE, C_NON_NEGATIVE, C_WITHIN, C_UNIQUE, C_MIN_ITEMS,
+    C_NOT_EMPTY,
+    C_POSITIVE,
+    C_NON_NEGATIVE,
+    C_WITHIN,
+    C_UNIQUE,
+    C_MIN_ITEMS,
 } ntype;
 
 enum { W_FIRST, W_LAST, W_BUT_FIRST, W_BUT_LAST };
@@ -66,11 +92,11 @@ struct node {
     int line;
     int group; /* N_ITEM, N_SUM, C_MIN_ITEMS: item group */
     int slot;
-    char *s;    /* const text, separator, path (for messages), date format, prefix, code */
+    char *s; /* const text, separator, path (for messages), date format, prefix, code */
     size_t slen;
     int i1, i2; /* width, scale, word, table, column, lookup mode, counter id */
     char c;
-    bool flag;  /* round: trim */
+    bool flag; /* round: trim */
     lookup_table *lk;
     node **kids;
     int nkids;
@@ -114,7 +140,8 @@ typedef struct {
     lookup_table *lk;
 } named_lookup;
 
-struct template {
+struct template
+{
     tpl_set *set;
     char *name, *kind, *path, *sha;
     char **detect;
@@ -152,8 +179,8 @@ struct tpl_set {
 struct tpl_run {
     template *t;
     uint64_t *counters;
-    hset *hsets;  /* per check with <unique> */
-    hset *uniq;   /* per unique column */
+    hset *hsets; /* per check with <unique> */
+    hset *uniq;  /* per unique column */
     tval *var_val;
     bool *var_done;
     uint64_t *pending;
@@ -163,7 +190,8 @@ struct tpl_run {
 
 /* ---------------------------------------------------------------- loading */
 
-static int lerr(template *t, xmlNodePtr n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int lerr(template *t, xmlNodePtr n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* lerr - a load error at the line of node n */
 static int lerr(template *t, xmlNodePtr n, const char *fmt, ...)
@@ -238,8 +266,10 @@ static const char *setting_value(template *t, xmlNodePtr where, const char *name
     for (int i = 0; i < t->nsettings; i++)
         if (strcmp(t->setting_names[i], name) == 0)
             return t->setting_defaults[i];
-    lerr(t, where, "setting \"%s\" has no value: set %s in [%s] of sagebridge.conf or give it a "
-         "default in <settings>", name, name, t->settings_section);
+    lerr(t, where,
+         "setting \"%s\" has no value: set %s in [%s] of sagebridge.conf or give it a "
+         "default in <settings>",
+         name, name, t->settings_section);
     return NULL;
 }
 
@@ -327,8 +357,10 @@ static node *compile(template *t, xmlNodePtr x, int group)
         n->t = N_ITEM;
         n->s = attr(x, "path");
         if (group < 0)
-            ok = lerr(t, x, "<item path=\"%s\"/> is used outside a table or check with for-each, "
-                      "or a <sum>: there is no current item", n->s);
+            ok = lerr(t, x,
+                      "<item path=\"%s\"/> is used outside a table or check with for-each, "
+                      "or a <sum>: there is no current item",
+                      n->s);
         else
             n->slot = schema_slot(schema, group, n->s);
     } else if (is(x, "const")) {
@@ -363,8 +395,10 @@ static node *compile(template *t, xmlNodePtr x, int group)
                     if (strcmp(t->tables[i].cols[j].name, col) == 0)
                         n->i1 = i, n->i2 = j;
         if (n->i1 < 0)
-            ok = lerr(t, x, "<ref table=\"%s\" column=\"%s\"/>: refer to a column of an earlier "
-                      "table without for-each", tb, col);
+            ok = lerr(t, x,
+                      "<ref table=\"%s\" column=\"%s\"/>: refer to a column of an earlier "
+                      "table without for-each",
+                      tb, col);
         free(tb);
         free(col);
     } else if (is(x, "line-number")) {
@@ -383,13 +417,18 @@ static node *compile(template *t, xmlNodePtr x, int group)
     } else if (is(x, "word")) {
         n->t = N_WORD;
         a = attr(x, "which");
-        n->i1 = !a || !strcmp(a, "first") ? W_FIRST : !strcmp(a, "last") ? W_LAST
-              : !strcmp(a, "but-first") ? W_BUT_FIRST : W_BUT_LAST;
+        n->i1 = !a || !strcmp(a, "first") ? W_FIRST
+                : !strcmp(a, "last")      ? W_LAST
+                : !strcmp(a, "but-first") ? W_BUT_FIRST
+                                          : W_BUT_LAST;
         ok = compile_kids(t, n, x, group, 1);
     } else if (is(x, "trim") || is(x, "upper") || is(x, "lower") || is(x, "digits") ||
                is(x, "neg")) {
-        n->t = is(x, "trim") ? N_TRIM : is(x, "upper") ? N_UPPER : is(x, "lower") ? N_LOWER
-             : is(x, "digits") ? N_DIGITS : N_NEG;
+        n->t = is(x, "trim")     ? N_TRIM
+               : is(x, "upper")  ? N_UPPER
+               : is(x, "lower")  ? N_LOWER
+               : is(x, "digits") ? N_DIGITS
+                                 : N_NEG;
         ok = compile_kids(t, n, x, group, 1);
     } else if (is(x, "pad-left")) {
         n->t = N_PADLEFT;
@@ -410,11 +449,15 @@ static node *compile(template *t, xmlNodePtr x, int group)
         if (!zone) {
             ok = -1;
         } else if (!tz_valid(zone)) {
-            ok = lerr(t, x, "time zone \"%s\" is unknown: use a name from /usr/share/zoneinfo, "
-                      "e.g. America/Chicago, or UTC", zone);
+            ok = lerr(t, x,
+                      "time zone \"%s\" is unknown: use a name from /usr/share/zoneinfo, "
+                      "e.g. America/Chicago, or UTC",
+                      zone);
         } else if (t->set->tz && strcmp(t->set->tz, zone) != 0) {
-            ok = lerr(t, x, "time zone \"%s\" differs from \"%s\" used elsewhere: one time zone "
-                      "per installation", zone, t->set->tz);
+            ok = lerr(t, x,
+                      "time zone \"%s\" differs from \"%s\" used elsewhere: one time zone "
+                      "per installation",
+                      zone, t->set->tz);
         } else if (!t->set->tz) {
             t->set->tz = xstrdup(zone);
         }
@@ -536,8 +579,10 @@ static node *compile(template *t, xmlNodePtr x, int group)
         n->i2 = t->ncounters++;
     } else if (is(x, "not-empty") || is(x, "positive") || is(x, "non-negative") ||
                is(x, "unique")) {
-        n->t = is(x, "not-empty") ? C_NOT_EMPTY : is(x, "positive") ? C_POSITIVE
-             : is(x, "non-negative") ? C_NON_NEGATIVE : C_UNIQUE;
+        n->t = is(x, "not-empty")      ? C_NOT_EMPTY
+               : is(x, "positive")     ? C_POSITIVE
+               : is(x, "non-negative") ? C_NON_NEGATIVE
+                                       : C_UNIQUE;
         if (n->t == C_UNIQUE)
             n->i2 = t->nhsets++;
         ok = compile_kids(t, n, x, group, 1);
@@ -787,8 +832,8 @@ static int load_table(template *t, xmlNodePtr x)
         if (!col->expr)
             return lerr(t, c, "column %s has no expression", col->name);
         if (col->fallback && !col->unique && !col->max)
-            return lerr(t, c, "column %s: <fallback> applies only with unique=\"file\" or max=",
-                        col->name);
+            return lerr(
+                t, c, "column %s: <fallback> applies only with unique=\"file\" or max=", col->name);
     }
     tb->colnames = xmalloc((size_t)(tb->ncols + 1) * sizeof *tb->colnames);
     for (int j = 0; j < tb->ncols; j++)
@@ -818,7 +863,8 @@ static int build(template *t, xmlNodePtr root)
         } else if (is(x, "settings")) {
             for (xmlNodePtr h = first_el(x); h; h = next_el(h)) {
                 int i = t->nsettings++;
-                t->setting_names = xrealloc(t->setting_names, (size_t)t->nsettings * sizeof(char *));
+                t->setting_names =
+                    xrealloc(t->setting_names, (size_t)t->nsettings * sizeof(char *));
                 t->setting_defaults =
                     xrealloc(t->setting_defaults, (size_t)t->nsettings * sizeof(char *));
                 t->setting_names[i] = attr(h, "name");
@@ -864,8 +910,10 @@ static int build(template *t, xmlNodePtr root)
                     return k ? -1 : lerr(t, c, "<check> needs a condition");
                 if (cond->t < C_NOT_EMPTY) {
                     node_free(cond);
-                    return lerr(t, k, "<%s> is not a condition: use not-empty, positive, "
-                                "non-negative, within, unique or min-items", (const char *)k->name);
+                    return lerr(t, k,
+                                "<%s> is not a condition: use not-empty, positive, "
+                                "non-negative, within, unique or min-items",
+                                (const char *)k->name);
                 }
                 t->checks = xrealloc(t->checks, (size_t)(t->nchecks + 1) * sizeof *t->checks);
                 check *ck = &t->checks[t->nchecks++];
@@ -1035,11 +1083,26 @@ template *tpl_detect(const tpl_set *s, const char *kind, tpl_has_key_fn has, voi
     return NULL;
 }
 
-const char *tpl_name(const template *t) { return t->name; }
-const char *tpl_kind(const template *t) { return t->kind; }
-const char *tpl_path(const template *t) { return t->path; }
-const char *tpl_sha256(const template *t) { return t->sha; }
-const tpl_output_desc *tpl_output(const template *t) { return &t->out; }
+const char *tpl_name(const template *t)
+{
+    return t->name;
+}
+const char *tpl_kind(const template *t)
+{
+    return t->kind;
+}
+const char *tpl_path(const template *t)
+{
+    return t->path;
+}
+const char *tpl_sha256(const template *t)
+{
+    return t->sha;
+}
+const tpl_output_desc *tpl_output(const template *t)
+{
+    return &t->out;
+}
 
 int tpl_validate_file(const config *cfg, const char *xsd_dir, const char *path, sbuf *err)
 {
@@ -1056,7 +1119,8 @@ typedef struct {
     const record *rec;
     tpl_result *res;
     size_t item;
-    tval *cur_row; /* the row being computed (for <ref> to this table: not allowed) */
+    tval *cur_row;    /* the row being computed (for <ref> to this table: not allowed) */
+    char within[120]; /* the two sides of the last failed <within> */
     /* the failure, when an expression fails */
     const char *code;
     char field[160];
@@ -1076,8 +1140,8 @@ static void add_issue(tpl_result *r, int warning, const char *field, const char 
         *v = xrealloc(*v, *cap * sizeof **v);
     }
     size_t fl = strlen(field), ml = strlen(msg);
-    (*v)[(*n)++] = (tpl_issue){arena_strndup(&r->mem, field, fl), code,
-                               arena_strndup(&r->mem, msg, ml)};
+    (*v)[(*n)++] =
+        (tpl_issue){arena_strndup(&r->mem, field, fl), code, arena_strndup(&r->mem, msg, ml)};
 }
 
 /* field_name - "orderId" or "lineItems[2].quantity" for messages */
@@ -1135,8 +1199,9 @@ static int eval_dec(node *n, ectx *c, decimal *d)
         const node *src = source_node(n);
         char shown[64];
         snprintf(shown, sizeof shown, "%.*s", (int)(v.n > 40 ? 40 : v.n), v.p);
-        return efail(c, src, "BAD_NUMBER", "\"%s\" is %s; write it as a plain decimal such as 12.50",
-                     shown, dec_strerror(st));
+        return efail(c, src, "BAD_NUMBER",
+                     "\"%s\" is %s; write it as a plain decimal such as 12.50", shown,
+                     dec_strerror(st));
     }
     return 0;
 }
@@ -1330,8 +1395,8 @@ static int eval(node *n, ectx *c, tval *out)
     case N_FIELD:
     case N_ITEM: {
         size_t len = 0;
-        const char *p = record_get(c->rec, n->t == N_FIELD ? REC_HEADER : n->group, c->item,
-                                   n->slot, &len);
+        const char *p =
+            record_get(c->rec, n->t == N_FIELD ? REC_HEADER : n->group, c->item, n->slot, &len);
         *out = p ? (tval){p, len} : (tval){"", 0};
         return 0;
     }
@@ -1465,8 +1530,9 @@ static int eval(node *n, ectx *c, tval *out)
         for (int i = 1; i < n->nkids; i++) {
             if (eval_dec(n->kids[i], c, &d) != 0)
                 return -1;
-            dec_status st = n->t == N_ADD ? dec_add(acc, d, &acc)
-                          : n->t == N_SUB ? dec_sub(acc, d, &acc) : dec_mul(acc, d, &acc);
+            dec_status st = n->t == N_ADD   ? dec_add(acc, d, &acc)
+                            : n->t == N_SUB ? dec_sub(acc, d, &acc)
+                                            : dec_mul(acc, d, &acc);
             if (st != DEC_OK)
                 return efail(c, source_node(n->kids[i]), "BAD_NUMBER", "arithmetic overflow: %s",
                              dec_strerror(st));
@@ -1572,9 +1638,13 @@ static int eval_cond(node *n, ectx *c)
         if (eval_dec(n->kids[0], c, &a) != 0 || eval_dec(n->kids[1], c, &b) != 0)
             return -1;
         dec_parse(n->s, strlen(n->s), &tol);
-        if (dec_sub(a, b, &diff) != DEC_OK)
-            return 0;
-        return dec_cmp(dec_abs(diff), tol) <= 0;
+        if (dec_sub(a, b, &diff) == DEC_OK && dec_cmp(dec_abs(diff), tol) <= 0)
+            return 1;
+        char as[DEC_TEXT_MAX], bs[DEC_TEXT_MAX];
+        dec_format(a, a.scale, false, as, sizeof as);
+        dec_format(b, b.scale, false, bs, sizeof bs);
+        snprintf(c->within, sizeof c->within, " (computed %s, found %s)", as, bs);
+        return 0;
     }
     case C_UNIQUE: {
         tval v;
@@ -1699,7 +1769,8 @@ static int eval_column(ectx *c, const column *col, tval *v)
         return 0;
 unique_ok:
     c->run->pending = xrealloc(c->run->pending, (size_t)(c->run->npending + 1) * sizeof(uint64_t));
-    c->run->pending_col = xrealloc(c->run->pending_col, (size_t)(c->run->npending + 1) * sizeof(int));
+    c->run->pending_col =
+        xrealloc(c->run->pending_col, (size_t)(c->run->npending + 1) * sizeof(int));
     c->run->pending[c->run->npending] = hash_bytes(v->p, v->n);
     c->run->pending_col[c->run->npending++] = col->uniq_id;
     return 0;
@@ -1744,7 +1815,10 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
                              ck->field ? ck->field : "");
                 else
                     snprintf(field, sizeof field, "%s", ck->field ? ck->field : "");
-                add_issue(res, 0, field, ck->code, ck->message ? ck->message : ck->code);
+                char msg[600];
+                snprintf(msg, sizeof msg, "%s%s", ck->message ? ck->message : ck->code,
+                         ck->cond->t == C_WITHIN ? c.within : "");
+                add_issue(res, 0, field, ck->code, msg);
                 return 1;
             }
         }

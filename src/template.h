@@ -48,8 +48,8 @@ typedef struct {
 
 typedef struct {
     arena mem;
-    size_t *nrows;  /* per table */
-    tval **rows;    /* per table: nrows * ncols values */
+    size_t *nrows; /* per table */
+    tval **rows;   /* per table: nrows * ncols values */
     tpl_issue *errors, *warnings;
     size_t nerrors, nwarnings, cap_err, cap_warn;
     tval key; /* business key (e.g. orderId), may be empty */

@@ -63,10 +63,11 @@ static char *schema_for(const char *xsd_dir, const char *ns)
             continue;
         sbuf p = {0};
         sbuf_printf(&p, "%s/%s", xsd_dir, e->d_name);
-        xmlDocPtr doc = xmlReadFile(p.p, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                                   XML_PARSE_NOWARNING);
+        xmlDocPtr doc =
+            xmlReadFile(p.p, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
         if (doc) {
-            xmlChar *tns = xmlGetProp(xmlDocGetRootElement(doc), (const xmlChar *)"targetNamespace");
+            xmlChar *tns =
+                xmlGetProp(xmlDocGetRootElement(doc), (const xmlChar *)"targetNamespace");
             if (tns && strcmp((const char *)tns, ns) == 0)
                 found = xstrdup(p.p);
             xmlFree(tns);
@@ -101,8 +102,10 @@ static int validate_xml(const config *cfg, const char *xsd_dir, const char *path
     }
     char *xsd = schema_for(xsd_dir, ns);
     if (!xsd) {
-        fprintf(stderr, "sagebridge: %s: no schema in %s for namespace \"%s\"; is this a file "
-                "sagebridge wrote?\n", path, xsd_dir, ns);
+        fprintf(stderr,
+                "sagebridge: %s: no schema in %s for namespace \"%s\"; is this a file "
+                "sagebridge wrote?\n",
+                path, xsd_dir, ns);
         xmlFreeDoc(doc);
         return 65;
     }

@@ -1,0 +1,138 @@
+# convert.sh - `sagebridge convert` end to end on real files (SPEC §4, §5, §5.1).
+. "$TOP/tests/lib/testlib.sh"
+EX=$TOP/examples
+
+# --- a good file: every output, .done verifies, XML valid, deterministic
+mkdir -p o1 o2
+run convert "$EX/orders-2026-11-01.json" -o o1
+expect_rc "convert: examples convert cleanly" 0
+expect "convert: all four files written" [ -s o1/SO_orders-2026-11-01_StgSalesOrder.csv -a -s o1/SO_orders-2026-11-01_StgSOLine.csv -a -s o1/SO_orders-2026-11-01.xml -a -s o1/SO_orders-2026-11-01.done ]
+(cd o1 && sha256sum --quiet -c SO_orders-2026-11-01.done) >/dev/null 2>&1
+expect "convert: sha256sum -c verifies the .done marker" [ $? = 0 ]
+expect "convert: .done lists the three files" [ "$(lines_of o1/SO_orders-2026-11-01.done)" = 3 ]
+xmllint --noout --schema "$TOP/xsd/sage500-salesorder.xsd" o1/SO_orders-2026-11-01.xml 2>/dev/null
+expect "convert: XML valid against xsd/sage500-salesorder.xsd (xmllint)" [ $? = 0 ]
+run validate o1/SO_orders-2026-11-01.xml
+expect_rc "convert: sagebridge validate accepts the XML" 0
+expect "convert: files are 0640" [ "$(stat -c %a o1/SO_orders-2026-11-01.xml)" = 640 ]
+expect "convert: no temporary file left" [ -z "$(find o1 -name '.*' -type f)" ]
+SOURCE_DATE_EPOCH=1 run convert "$EX/orders-2026-11-01.json" -o o2
+expect "convert: same input gives byte-identical outputs" diff -r o1 o2
+expect "convert: CSV rows end with CRLF" grep -q $'\r$' o1/SO_orders-2026-11-01_StgSOLine.csv
+expect "convert: CSV has no BOM" [ "$(head -c 3 o1/SO_orders-2026-11-01_StgSalesOrder.csv)" = "Tra" ]
+
+# --- formats and several files at once
+mkdir -p o3
+run convert --format csv "$EX/orders-2026-11-02.ndjson" "$EX/export-2026-11-03.json" -o o3
+expect_rc "convert: two files, csv only" 0
+expect "convert: csv only writes no XML" [ ! -e o3/SO_orders-2026-11-02.xml -a -e o3/SO_export-2026-11-03_StgSOLine.csv ]
+mkdir -p o4
+run convert --format xml "$EX/orders-2026-11-02.ndjson" -o o4
+expect "convert: xml only writes no CSV" [ -e o4/SO_orders-2026-11-02.xml -a ! -e o4/SO_orders-2026-11-02_StgSOLine.csv ]
+
+# --- a file that is not JSON to its end: nothing at all is written
+mkdir -p bad
+head -c 2000 "$EX/orders-2026-11-01.json" >trunc.json
+run convert trunc.json -o bad
+expect_rc "convert: truncated JSON exits 65" 65
+expect_err "convert: truncated JSON says so" "truncated"
+expect "convert: truncated JSON leaves no output" [ -z "$(ls -A bad)" ]
+python3 - "$EX/orders-2026-11-01.json" <<'PY' >syntax.json
+import sys
+s = open(sys.argv[1], encoding="utf-8").read()
+i = s.index('"orderId"', 1500)
+sys.stdout.write(s[:i] + "}}}" + s[i:])
+PY
+run convert syntax.json -o bad
+expect_rc "convert: syntax error exits 65" 65
+expect_err "convert: syntax error names the byte offset" "byte [0-9]+"
+expect "convert: syntax error leaves no output" [ -z "$(ls -A bad)" ]
+printf '[{"orderId":"CL-1","name":"caf\xe9"}]' >latin1.json
+run convert latin1.json -o bad
+expect_rc "convert: invalid UTF-8 exits 65" 65
+expect "convert: invalid UTF-8 leaves no output" [ -z "$(ls -A bad)" ]
+python3 -c 'print("[" + "{\"a\":" * 70 + "1" + "}" * 70 + "]")' >deep.json
+run convert deep.json -o bad
+expect_rc "convert: nesting too deep exits 65" 65
+expect_err "convert: nesting too deep says so" "nesting deeper"
+: >empty.json
+run convert empty.json -o bad
+expect_rc "convert: empty file exits 65" 65
+echo '42' >scalar.json
+run convert scalar.json -o bad
+expect_rc "convert: a bare number exits 65" 65
+echo '[{"sku":"A1","name":"x"}]' >products-1.json
+run convert products-1.json -o bad
+expect_rc "convert: records no template knows exit 65" 65
+expect_err "convert: unknown records suggest --template" "template"
+
+# --- record errors: good records written, bad ones listed
+mkdir -p rj
+run convert "$TOP/tests/golden/orders-rejects/input/orders-rejects.json" -o rj
+expect_rc "convert: rejected records exit 65" 65
+expect "convert: good records still written" [ "$(grep -c CL-400001 rj/SO_orders-rejects_StgSalesOrder.csv)" = 1 ]
+expect "convert: rejected records not written" [ "$(grep -c -E 'CL-40000[234]' rj/SO_orders-rejects_StgSalesOrder.csv)" = 0 ]
+expect "convert: no line without its header" [ "$(grep -c -E '^0000400001,' rj/SO_orders-rejects_StgSOLine.csv)" = "$(($(lines_of rj/SO_orders-rejects_StgSOLine.csv) - 1))" ]
+expect_err "convert: stderr names record, line, key and code" "record 2 \(line 19, key CL-400002\) rejected: totalAmount: TOTAL_MISMATCH"
+expect_err "convert: stderr shows computed and found totals" "computed [0-9.]+, found [0-9.]+"
+expect_err "convert: stderr names the rejects file" "rj/orders-rejects.rejects.json"
+python3 -c 'import json,sys; d=json.load(open("rj/orders-rejects.rejects.json")); sys.exit(0 if [r["code"] for r in d]==["TOTAL_MISMATCH","NO_LINES","BAD_QUANTITY"] else 1)'
+expect "convert: rejects.json lists each rejected record" [ $? = 0 ]
+# a clean second run of a fixed file removes the stale rejects file
+cp "$EX/orders-2026-11-01.json" orders-rejects.json
+run convert orders-rejects.json -o rj
+expect "convert: a clean run removes an old rejects file" [ ! -e rj/orders-rejects.rejects.json ]
+
+# --- duplicate orderId and a duplicate-by-digits TranNo
+cat >dup.ndjson <<'J'
+{"orderId":"CL-7","customerId":"C1","orderDate":"2026-11-01","totalAmount":10,"currency":"USD","shippingAmount":0,"taxAmount":0,"lineItems":[{"sku":"A","quantity":1,"unitPrice":10}]}
+{"orderId":"CL-7","customerId":"C1","orderDate":"2026-11-01","totalAmount":10,"currency":"USD","shippingAmount":0,"taxAmount":0,"lineItems":[{"sku":"A","quantity":1,"unitPrice":10}]}
+J
+mkdir -p dp
+run convert dup.ndjson -o dp --format csv
+expect_rc "convert: duplicate orderId exits 65" 65
+expect_err "convert: duplicate orderId is DUPLICATE_KEY on line 2" "record 2 \(line 2, key CL-7\) rejected: orderId: DUPLICATE_KEY"
+
+# --- settings from the config file and from the environment
+printf '[sage]\ndefault_cust_id = WEB-RETAIL\n' >sb.conf
+mkdir -p st
+run -c sb.conf convert dup.ndjson -o st --format csv
+expect "convert: default_cust_id from sagebridge.conf" grep -q ',WEB-RETAIL,' st/SO_dup_StgSalesOrder.csv
+SAGEBRIDGE_SAGE_DEFAULT_CUST_ID=ENVCUST run -c sb.conf convert dup.ndjson -o st --format csv
+expect "convert: SAGEBRIDGE_SAGE_DEFAULT_CUST_ID overrides the file" grep -q ',ENVCUST,' st/SO_dup_StgSalesOrder.csv
+printf '[sage]\ntimezone = Mars/Olympus\n' >tz.conf
+run -c tz.conf convert dup.ndjson -o st
+expect_rc "convert: unknown time zone exits 78" 78
+expect_err "convert: unknown time zone is named with the template line" "clarity-orders.xml:[0-9]+: time zone \"Mars/Olympus\""
+
+# --- the templates folder decides: a customer lookup, a broken template
+cp -r "$TOP/templates" tpl
+printf 'from,to\nC1,ACME01\n' >tpl/lookups/customers.csv
+SAGEBRIDGE_PATHS_TEMPLATES=$WORK/tpl run convert dup.ndjson -o st --format csv
+expect "convert: customers.csv maps customerId to CustID" grep -q ',ACME01,' st/SO_dup_StgSalesOrder.csv
+sed -i 's|<column name="Hold"><const>No</const></column>|<column name="Hold"><cost>No</cost></column>|' tpl/clarity-orders.xml
+SAGEBRIDGE_PATHS_TEMPLATES=$WORK/tpl run convert dup.ndjson -o st
+expect_rc "convert: an invalid template exits 78" 78
+expect_err "convert: an invalid template is named with its line" "clarity-orders.xml:[0-9]+: .*cost"
+run validate tpl/clarity-orders.xml
+expect_rc "validate: invalid template exits 78" 78
+run validate "$TOP/templates/clarity-orders.xml"
+expect_rc "validate: shipped template is valid" 0
+run validate "$EX/orders-2026-11-01.json"
+expect_rc "validate: a good export is valid" 0
+expect_out "validate: reports the record count" "3 records"
+run validate "$TOP/tests/golden/orders-rejects/input/orders-rejects.json"
+expect_rc "validate: an export with bad records exits 65" 65
+run validate "$TOP/tests/data/xsd/invalid-salesorder-trano.xml"
+expect_rc "validate: an XML breaking the schema exits 65" 65
+expect_err "validate: schema error has a line number" "invalid-salesorder-trano.xml:[0-9]+:"
+
+# --- memory does not grow with the input (SPEC §10: streaming)
+python3 "$TOP/bench/gen-orders.py" 1 small.json
+python3 "$TOP/bench/gen-orders.py" 24 large.json --shape ndjson
+mkdir -p mem
+rss() { python3 -c 'import resource,subprocess,sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$SB" convert "$1" -o mem --format both; }
+small=$(rss small.json)
+large=$(rss large.json)
+expect "convert: peak memory for 24 MB within 4 MB of that for 1 MB ($small KB vs $large KB)" [ $((large - small)) -lt 4096 ]
+expect "convert: the 24 MB file converted every order" [ "$(($(lines_of mem/SO_large_StgSalesOrder.csv) - 1))" = "$(lines_of large.json)" ]
