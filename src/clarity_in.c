@@ -53,8 +53,10 @@ struct cin_parser {
     int pending_wrap; /* last key at depth 1 names a kind */
     char pending_kind[16];
 
-    sbuf path;     /* current path inside the record */
-    uint64_t base; /* file offset of the current chunk */
+    sbuf path;         /* current path inside the record */
+    uint64_t last_end; /* file offset just after the previous token */
+    uint64_t carry;    /* first offset after last_end that is not blank or "," */
+    uint64_t base;     /* file offset of the current chunk */
     const char *chunk;
     uint64_t line_pos, line_no; /* newlines counted in [0, line_pos) */
     uint64_t nrecords;
@@ -146,33 +148,61 @@ static int store(cin_parser *p, const char *v, size_t n)
     return 1;
 }
 
+/* value_start - offset of the token being reported: the first byte after the
+ * previous token that is neither blank nor ','.  yajl reports where a token
+ * ends, and a string's raw length is not its decoded length, so the start is
+ * found from the other side. */
+static uint64_t value_start(cin_parser *p)
+{
+    uint64_t pos = p->last_end >= p->base ? p->last_end : p->carry;
+    if (pos < p->base)
+        return pos;
+    const char *s = p->chunk + (pos - p->base), *e = p->chunk + (here(p) - p->base);
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' || *s == ','))
+        s++;
+    return p->base + (uint64_t)(s - p->chunk);
+}
+
+/* not_object - an element of the top-level array that is not an object: a
+ * record of its own, so that the error names its position */
+static int not_object(cin_parser *p)
+{
+    p->nrecords++;
+    record_clear(&p->rec);
+    p->rec.index = p->nrecords;
+    p->rec.offset = value_start(p);
+    count_lines(p, p->rec.offset);
+    p->rec.line = p->line_no + 1;
+    p->rec.not_object = true;
+    if (p->fn(p->ctx, &p->rec) != 0)
+        return fail(p, CIN_STOPPED, "%s", "stopped");
+    return 1;
+}
+
+/* top_array_element - the next value is an element of the top-level array, outside any record */
+static int top_array_element(const cin_parser *p)
+{
+    return p->depth == 1 && p->shape == CIN_SHAPE_ARRAY && !in_record(p);
+}
+
 static int scalar(cin_parser *p, const char *v, size_t n)
 {
-    if (p->depth == 0 || (p->depth == 1 && p->shape == CIN_SHAPE_ARRAY && !in_record(p))) {
-        if (p->depth == 1) { /* an array element that is not an object */
-            p->nrecords++;
-            record_clear(&p->rec);
-            p->rec.index = p->nrecords;
-            p->rec.offset = here(p) - n;
-            count_lines(p, p->rec.offset);
-            p->rec.line = p->line_no + 1;
-            p->rec.not_object = true;
-            after_value(p);
-            if (p->fn(p->ctx, &p->rec) != 0)
-                return fail(p, CIN_STOPPED, "%s", "stopped");
-            return 1;
-        }
-        return fail(p, CIN_SHAPE, "%s", "the file holds a bare value, not Clarity records");
+    if (top_array_element(p)) {
+        after_value(p);
+        return not_object(p);
     }
+    if (p->depth == 0)
+        return fail(p, CIN_SHAPE, "%s", "the file holds a bare value, not Clarity records");
     p->pending_wrap = 0;
     int r = store(p, v, n);
     after_value(p);
     return r;
 }
 
-static int cb_null(void *ctx)
+static int do_null(cin_parser *p)
 {
-    cin_parser *p = ctx;
+    if (top_array_element(p) || p->depth == 0)
+        return scalar(p, "", 0);
     p->pending_wrap = 0;
     if (in_record(p))
         element_path(p);
@@ -180,19 +210,21 @@ static int cb_null(void *ctx)
     return 1;
 }
 
-static int cb_bool(void *ctx, int b)
+static int do_bool(cin_parser *p, int b)
 {
-    return scalar(ctx, b ? "true" : "false", b ? 4 : 5);
+    return scalar(p, b ? "true" : "false", b ? 4 : 5);
 }
 
-static int cb_number(void *ctx, const char *s, size_t n)
+static int do_number(cin_parser *p, const char *s, size_t n)
 {
-    return scalar(ctx, s, n);
+    return scalar(p, s, n);
 }
 
-static int cb_string(void *ctx, const unsigned char *s, size_t n)
+static int do_string(cin_parser *p, const unsigned char *s, size_t n)
 {
-    return scalar(ctx, (const char *)s, n);
+    if (!utf8_valid((const char *)s, n))
+        return fail(p, CIN_SYNTAX, "%s", "invalid UTF-8 in a string (overlong or surrogate)");
+    return scalar(p, (const char *)s, n);
 }
 
 /* push - open a container */
@@ -228,9 +260,8 @@ static void begin_record(cin_parser *p)
     f->ctx_base = 0;
 }
 
-static int cb_start_map(void *ctx)
+static int do_start_map(cin_parser *p)
 {
-    cin_parser *p = ctx;
     int top = p->depth == 0;
     int array_elem = p->depth == 1 && p->shape == CIN_SHAPE_ARRAY && !in_record(p);
     int wrap_elem = p->wrap_depth && p->depth == p->wrap_depth && !in_record(p);
@@ -259,9 +290,10 @@ static int cb_start_map(void *ctx)
     return 1;
 }
 
-static int cb_map_key(void *ctx, const unsigned char *k, size_t n)
+static int do_map_key(cin_parser *p, const unsigned char *k, size_t n)
 {
-    cin_parser *p = ctx;
+    if (!utf8_valid((const char *)k, n))
+        return fail(p, CIN_SYNTAX, "%s", "invalid UTF-8 in a key (overlong or surrogate)");
     frame *f = &p->stack[p->depth];
     p->pending_wrap = 0;
     if (p->depth == 1 && p->shape != CIN_SHAPE_ARRAY) {
@@ -286,9 +318,8 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t n)
     return 1;
 }
 
-static int cb_end_map(void *ctx)
+static int do_end_map(cin_parser *p)
 {
-    cin_parser *p = ctx;
     int was_record = p->rec_depth == p->depth;
     p->depth--;
     p->pending_wrap = 0;
@@ -306,9 +337,14 @@ static int cb_end_map(void *ctx)
     return p->status == CIN_OK;
 }
 
-static int cb_start_array(void *ctx)
+static int do_start_array(cin_parser *p)
 {
-    cin_parser *p = ctx;
+    if (top_array_element(p)) {
+        after_value(p);
+        if (!not_object(p))
+            return 0;
+        return push(p, 1);
+    }
     if (p->depth == 0) {
         if (p->shape == CIN_SHAPE_UNKNOWN)
             p->shape = CIN_SHAPE_ARRAY;
@@ -345,9 +381,8 @@ static int cb_start_array(void *ctx)
     return 1;
 }
 
-static int cb_end_array(void *ctx)
+static int do_end_array(cin_parser *p)
 {
-    cin_parser *p = ctx;
     if (p->wrap_depth == p->depth)
         p->wrap_depth = 0;
     p->depth--;
@@ -358,6 +393,25 @@ static int cb_end_array(void *ctx)
         after_value(p);
     return 1;
 }
+
+/* Every callback records where its token ended (for value_start). */
+#define CB(name, args, call)                                                                       \
+    static int cb_##name args                                                                      \
+    {                                                                                              \
+        cin_parser *p = ctx;                                                                       \
+        int r = call;                                                                              \
+        p->last_end = here(p);                                                                     \
+        return r;                                                                                  \
+    }
+CB(null, (void *ctx), do_null(p))
+CB(bool, (void *ctx, int b), do_bool(p, b))
+CB(number, (void *ctx, const char *s, size_t n), do_number(p, s, n))
+CB(string, (void *ctx, const unsigned char *s, size_t n), do_string(p, s, n))
+CB(start_map, (void *ctx), do_start_map(p))
+CB(map_key, (void *ctx, const unsigned char *k, size_t n), do_map_key(p, k, n))
+CB(end_map, (void *ctx), do_end_map(p))
+CB(start_array, (void *ctx), do_start_array(p))
+CB(end_array, (void *ctx), do_end_array(p))
 
 static const yajl_callbacks callbacks = {
     cb_null,      cb_bool,    NULL,       NULL,           cb_number,    cb_string,
@@ -418,6 +472,15 @@ cin_status cin_feed(cin_parser *p, const char *buf, size_t len)
     if (st != yajl_status_ok)
         return yajl_failure(p, (const unsigned char *)buf, len, 0);
     count_lines(p, p->base + len);
+    /* where the next value may start, should it begin in a later chunk */
+    uint64_t pos = p->last_end >= p->base ? p->last_end : p->carry;
+    if (pos >= p->base) {
+        const char *c = buf + (pos - p->base), *e = buf + len;
+        while (c < e && (*c == ' ' || *c == '\t' || *c == '\r' || *c == '\n' || *c == ','))
+            c++;
+        pos = p->base + (uint64_t)(c - buf);
+    }
+    p->carry = pos;
     p->base += len;
     return CIN_OK;
 }
@@ -429,6 +492,8 @@ cin_status cin_finish(cin_parser *p)
         return p->status;
     p->chunk = "";
     yajl_status st = yajl_complete_parse(p->y);
+    if (st != yajl_status_ok && p->status != CIN_OK)
+        return p->status; /* a number at the very end, refused by a callback */
     if (st != yajl_status_ok) {
         if (p->shape == CIN_SHAPE_UNKNOWN && p->depth == 0) {
             p->status = CIN_EMPTY;

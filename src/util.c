@@ -218,6 +218,40 @@ size_t utf8_count(const char *s, size_t n)
     return c;
 }
 
+/* utf8_valid - well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */
+bool utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str, *e = s + n;
+    while (s < e) {
+        unsigned char c = *s;
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c <= 0xEF)
+            len = 3, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4)
+            len = 4, cp = c & 0x07, min = 0x10000;
+        else
+            return false;
+        if ((size_t)(e - s) < len)
+            return false;
+        for (size_t i = 1; i < len; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        s += len;
+    }
+    return true;
+}
+
 /* utf8_prefix - byte length of the first max_chars code points (never splits one) */
 size_t utf8_prefix(const char *s, size_t n, size_t max_chars)
 {

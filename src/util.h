@@ -46,6 +46,7 @@ uint64_t hash_bytes(const void *p, size_t n);
 uint64_t hash_bytes_ci(const void *p, size_t n);
 
 size_t utf8_count(const char *s, size_t n);
+bool utf8_valid(const char *s, size_t n);
 size_t utf8_prefix(const char *s, size_t n, size_t max_chars);
 
 /* hset - set of 64-bit hashes (duplicate detection without keeping keys) */

@@ -36,7 +36,7 @@ for t in "$UNIT_DIR"/test_*; do
     # one PASS/FAIL line per cmocka test case
     sed -n -e 's/^\[       OK \] \(.*\)$/PASS '"$name"': \1/p' \
            -e 's/^\[  FAILED  \] \([^ ].*\)$/FAIL '"$name"': \1/p' "$out" |
-        grep -v -E ': [0-9]+ test\(s\)' >"$out.res"
+        grep -v -E ': [0-9]+ test\(s\)' | awk '!seen[$0]++' >"$out.res"
     if [ $rc -ne 0 ] && ! grep -q '^FAIL' "$out.res"; then
         echo "FAIL $name: exited $rc" >>"$out.res"
         tail -20 "$out" >&2
