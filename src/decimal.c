@@ -273,17 +273,6 @@ size_t dec_format(decimal a, int scale, bool trim, char *buf, size_t bufsz)
         if (p[len - 1] == '.')
             p[--len] = '\0';
     }
-    if (len == 2 && p[0] == '-' && p[1] == '0') /* "-0" after rounding */
-        p++, len--;
-    else if (p[0] == '-') {
-        /* "-0.000": a negative value rounded to zero is written unsigned */
-        bool zero = true;
-        for (size_t i = 1; i < len; i++)
-            if (p[i] != '0' && p[i] != '.')
-                zero = false;
-        if (zero)
-            p++, len--;
-    }
     if (len + 1 > bufsz)
         return 0;
     memcpy(buf, p, len + 1);

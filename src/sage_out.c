@@ -68,19 +68,27 @@ static void csv_cell(sage_writer *w, const char *p, size_t n)
     sbuf_add(&w->line, w->cell.p, need);
 }
 
-static int csv_row(sage_writer *w, ofile *f, const tval *vals, const char *const *names, int ncols)
+static int csv_row(sage_writer *w, ofile *f, const tval *vals, int ncols)
 {
     sbuf_reset(&w->line);
     for (int i = 0; i < ncols; i++) {
         if (i)
             sbuf_addc(&w->line, ',');
-        if (vals)
-            csv_cell(w, vals[i].p, vals[i].n);
-        else
-            csv_cell(w, names[i], strlen(names[i]));
+        csv_cell(w, vals[i].p, vals[i].n);
     }
     sbuf_add(&w->line, "\r\n", 2);
     return of_write(f, w->line.p, w->line.len);
+}
+
+/* csv_header - the row of staging column names */
+static int csv_header(sage_writer *w, ofile *f, const tpl_table_desc *td)
+{
+    tval *names = xcalloc((size_t)td->ncols + 1, sizeof *names);
+    for (int i = 0; i < td->ncols; i++)
+        names[i] = (tval){td->cols[i], strlen(td->cols[i])};
+    int rc = csv_row(w, f, names, td->ncols);
+    free(names);
+    return rc;
 }
 
 static char *file_name(const sage_writer *w, const char *suffix)
@@ -107,8 +115,7 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
             sbuf_free(&suffix);
             w->csv[t] = of_open(dir, name, err);
             free(name);
-            if (!w->csv[t] ||
-                csv_row(w, w->csv[t], NULL, o->tables[t].cols, o->tables[t].ncols) != 0) {
+            if (!w->csv[t] || csv_header(w, w->csv[t], &o->tables[t]) != 0) {
                 sw_abort(w);
                 return NULL;
             }
@@ -175,7 +182,7 @@ int sw_record(sage_writer *w, const tpl_result *res, sbuf *err)
     const tpl_output_desc *o = w->o;
     for (int t = 0; t < o->ntables && w->csv[t]; t++)
         for (size_t r = 0; r < res->nrows[t]; r++)
-            if (csv_row(w, w->csv[t], &res->rows[t][r * (size_t)o->tables[t].ncols], NULL,
+            if (csv_row(w, w->csv[t], &res->rows[t][r * (size_t)o->tables[t].ncols],
                         o->tables[t].ncols) != 0) {
                 sbuf_printf(err, "%s/%s: write failed", w->dir, of_name(w->csv[t]));
                 return -1;

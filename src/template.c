@@ -461,7 +461,7 @@ static node *compile(template *t, xmlNodePtr x, int group)
         } else if (!t->set->tz) {
             t->set->tz = xstrdup(zone);
         }
-        n->flag = strcmp(zone, "UTC") != 0 && strcmp(zone, "Etc/UTC") != 0;
+        n->flag = zone && strcmp(zone, "UTC") != 0 && strcmp(zone, "Etc/UTC") != 0;
         free(tz);
         free(tzs);
         if (!ok)
@@ -1028,7 +1028,8 @@ int tpl_load_dir(tpl_set *s, const char *dir, sbuf *err)
         names[n++] = xstrdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         char path[4096];
