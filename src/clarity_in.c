@@ -60,6 +60,7 @@ struct cin_parser {
     const char *chunk;
     uint64_t line_pos, line_no; /* newlines counted in [0, line_pos) */
     uint64_t nrecords;
+    int bom_seen; /* bytes of a byte-order mark matched at the start */
     int first_done;
     sbuf first_keys; /* "\0key\0key\0" of the first record */
 
@@ -467,6 +468,28 @@ cin_status cin_feed(cin_parser *p, const char *buf, size_t len)
 {
     if (p->status != CIN_OK)
         return p->status;
+    /* A UTF-8 byte-order mark (.NET writes one) is skipped, even when it
+     * arrives a byte at a time; offsets still count it. */
+    static const char bom[3] = {(char)0xEF, (char)0xBB, (char)0xBF};
+    while (p->bom_seen < 3 && len > 0 && p->base < 3) {
+        if (buf[0] != bom[p->bom_seen]) {
+            if (p->bom_seen > 0) { /* a partial mark is not JSON either */
+                p->status = CIN_SYNTAX;
+                snprintf(p->msg, sizeof p->msg, "invalid bytes at the start of the file");
+                p->err_off = 0;
+                return p->status;
+            }
+            p->bom_seen = 3;
+            break;
+        }
+        p->bom_seen++;
+        buf++, len--;
+        p->base++;
+        p->line_pos = p->base;
+        p->last_end = p->carry = p->base;
+    }
+    if (len == 0)
+        return CIN_OK;
     p->chunk = buf;
     yajl_status st = yajl_parse(p->y, (const unsigned char *)buf, len);
     if (st != yajl_status_ok)

@@ -35,7 +35,8 @@ typedef struct {
     lookup_table *t;
     const char *path;
     sbuf *err;
-    size_t line, field;
+    size_t line, field; /* line: rows seen; cur: the file's line being fed */
+    size_t cur;
     char *cell[2];
     size_t len[2];
     int failed;
@@ -103,6 +104,7 @@ static void on_row(int c, void *user)
     (void)c;
     loader *L = user;
     L->line++;
+    size_t line_no = L->cur; /* the line where this row ends */
     size_t nf = L->field;
     L->field = 0;
     if (L->failed)
@@ -118,7 +120,7 @@ static void on_row(int c, void *user)
     if (nf == 1 && L->len[0] == 0)
         return; /* blank line */
     if (nf != 2) {
-        sbuf_printf(L->err, "%s:%zu: expected 2 fields (from,to), found %zu", L->path, L->line, nf);
+        sbuf_printf(L->err, "%s:%zu: expected 2 fields (from,to), found %zu", L->path, line_no, nf);
         L->failed = 1;
         return;
     }
@@ -128,7 +130,7 @@ static void on_row(int c, void *user)
     for (size_t i = 0; i < t->n; i++)
         if (keq(t->e[i].from, t->e[i].flen, L->cell[0], L->len[0])) {
             sbuf_printf(L->err, "%s:%zu: \"%s\" is listed twice; keep one row for it", L->path,
-                        L->line, L->cell[0]);
+                        line_no, L->cell[0]);
             L->failed = 1;
             return;
         }
@@ -152,15 +154,23 @@ lookup_table *lk_load(const char *path, sbuf *err)
     loader L = {.t = t, .path = path, .err = err};
     struct csv_parser cp;
     csv_init(&cp, CSV_APPEND_NULL);
-    char buf[16384];
-    size_t n;
-    while (!L.failed && (n = fread(buf, 1, sizeof buf, f)) > 0)
-        if (csv_parse(&cp, buf, n, on_field, on_row, &L) != n) {
-            sbuf_printf(err, "%s: CSV error: %s", path, csv_strerror(csv_error(&cp)));
+    /* Fed one line at a time so that a message can name the line a person
+     * sees in an editor (libcsv itself skips blank lines silently). */
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while (!L.failed && (n = getline(&line, &cap, f)) > 0) {
+        const char *p = line;
+        if (L.cur++ == 0 && n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+            p += 3, n -= 3; /* the byte-order mark spreadsheets put first */
+        if (csv_parse(&cp, p, (size_t)n, on_field, on_row, &L) != (size_t)n) {
+            sbuf_printf(err, "%s:%zu: CSV error: %s", path, L.cur, csv_strerror(csv_error(&cp)));
             L.failed = 1;
         }
+    }
+    free(line);
     if (!L.failed && csv_fini(&cp, on_field, on_row, &L) != 0) {
-        sbuf_printf(err, "%s:%zu: CSV error: %s (a quote is not closed)", path, L.line + 1,
+        sbuf_printf(err, "%s:%zu: CSV error: %s (a quote is not closed)", path, L.cur,
                     csv_strerror(csv_error(&cp)));
         L.failed = 1;
     }

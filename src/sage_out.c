@@ -180,6 +180,11 @@ static int xml_rows(sage_writer *w, const tpl_result *res)
 int sw_record(sage_writer *w, const tpl_result *res, sbuf *err)
 {
     const tpl_output_desc *o = w->o;
+    size_t rows = 0;
+    for (int t = 0; t < o->ntables; t++)
+        rows += res->nrows[t];
+    if (!rows)
+        return 0;
     for (int t = 0; t < o->ntables && w->csv[t]; t++)
         for (size_t r = 0; r < res->nrows[t]; r++)
             if (csv_row(w, w->csv[t], &res->rows[t][r * (size_t)o->tables[t].ncols],

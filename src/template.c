@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -183,9 +184,9 @@ struct tpl_run {
     hset *uniq;  /* per unique column */
     tval *var_val;
     bool *var_done;
-    uint64_t *pending;
-    int *pending_col;
-    int npending;
+    uint64_t *pending; /* values of unique checks and columns of the current record */
+    hset **pending_set;
+    int npending, cap_pending;
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -433,8 +434,11 @@ static node *compile(template *t, xmlNodePtr x, int group)
     } else if (is(x, "pad-left")) {
         n->t = N_PADLEFT;
         n->i1 = attr_int(x, "width", 0);
-        a = attr(x, "char");
-        n->c = a && *a ? *a : ' ';
+        n->msg = attr(x, "char"); /* one character, perhaps several bytes */
+        if (!n->msg || !*n->msg) {
+            free(n->msg);
+            n->msg = xstrdup(" ");
+        }
         ok = compile_kids(t, n, x, group, 1);
     } else if (is(x, "date")) {
         n->t = N_DATE;
@@ -682,7 +686,6 @@ static void tpl_free(template *t)
     free((char *)t->out.xml_root);
     free((char *)t->out.xml_record);
     free((char *)t->out.xml_ns);
-    free((char *)t->out.xsd);
     free(t->settings_section);
     free(t->name);
     free(t->kind);
@@ -928,7 +931,6 @@ static int build(template *t, xmlNodePtr root)
             t->out.xml_root = attr(x, "root");
             t->out.xml_record = attr(x, "record");
             t->out.xml_ns = attr(x, "namespace");
-            t->out.xsd = attr(x, "xsd");
             for (xmlNodePtr tb = first_el(x); tb; tb = next_el(tb))
                 if (load_table(t, tb) != 0)
                     return -1;
@@ -1301,19 +1303,18 @@ static int eval_date(node *n, ectx *c, tval *out)
         return efail(c, source_node(n->kids[0]), "BAD_DATE",
                      "\"%s\" is not an ISO 8601 date such as 2026-11-01T14:22:05Z", shown);
     }
+    /* timegm normalises 2026-02-30 into March: a changed day means no such date */
+    struct tm asked = tm;
+    time_t t = timegm(&tm);
+    if (tm.tm_mday != asked.tm_mday || tm.tm_mon != asked.tm_mon)
+        return efail(c, source_node(n->kids[0]), "BAD_DATE", "\"%.*s\" is not a real date",
+                     (int)(v.n > 40 ? 40 : v.n), v.p);
     if (has_off) {
-        time_t t = timegm(&tm) - (time_t)off * 60;
+        t -= (time_t)off * 60;
         if (n->flag)
             localtime_r(&t, &tm);
         else
             gmtime_r(&t, &tm);
-    } else {
-        time_t t = timegm(&tm); /* normalise, e.g. 31 Feb is refused below */
-        struct tm chk;
-        gmtime_r(&t, &chk);
-        if (chk.tm_mday != tm.tm_mday)
-            return efail(c, source_node(n->kids[0]), "BAD_DATE", "\"%.*s\" is not a real date",
-                         (int)v.n, v.p);
     }
     char buf[128];
     size_t len = strftime(buf, sizeof buf, n->s, &tm);
@@ -1369,7 +1370,7 @@ static bool test_when(const when *w, tval v)
         return v.n != 0;
     default:
         for (int i = 0; i < w->nwords; i++)
-            if (strlen(w->words[i]) == v.n && memcmp(w->words[i], v.p, v.n) == 0)
+            if (strlen(w->words[i]) == v.n && strncasecmp(w->words[i], v.p, v.n) == 0)
                 return true;
         return false;
     }
@@ -1496,12 +1497,13 @@ static int eval(node *n, ectx *c, tval *out)
             *out = v;
             return 0;
         }
-        size_t pad = (size_t)n->i1 - chars;
-        char *p = arena_alloc(&c->res->mem, pad + v.n + 1);
-        memset(p, n->c, pad);
-        memcpy(p + pad, v.p, v.n);
-        p[pad + v.n] = '\0';
-        *out = (tval){p, pad + v.n};
+        size_t pad = (size_t)n->i1 - chars, cl = strlen(n->msg);
+        char *p = arena_alloc(&c->res->mem, pad * cl + v.n + 1);
+        for (size_t i = 0; i < pad; i++)
+            memcpy(p + i * cl, n->msg, cl);
+        memcpy(p + pad * cl, v.p, v.n);
+        p[pad * cl + v.n] = '\0';
+        *out = (tval){p, pad * cl + v.n};
         return 0;
     }
     case N_DATE:
@@ -1612,6 +1614,18 @@ static int eval(node *n, ectx *c, tval *out)
     }
 }
 
+/* add_pending - remember a value to add to a set once the record is accepted */
+static void add_pending(tpl_run *r, hset *set, uint64_t h)
+{
+    if (r->npending == r->cap_pending) {
+        r->cap_pending = r->cap_pending ? r->cap_pending * 2 : 8;
+        r->pending = xrealloc(r->pending, (size_t)r->cap_pending * sizeof *r->pending);
+        r->pending_set = xrealloc(r->pending_set, (size_t)r->cap_pending * sizeof *r->pending_set);
+    }
+    r->pending[r->npending] = h;
+    r->pending_set[r->npending++] = set;
+}
+
 /* eval_cond - true (1), false (0) or failed (-1) */
 static int eval_cond(node *n, ectx *c)
 {
@@ -1653,7 +1667,11 @@ static int eval_cond(node *n, ectx *c)
             return -1;
         if (v.n == 0)
             return 1;
-        return hset_add(&c->run->hsets[n->i2], hash_bytes(v.p, v.n)) ? 1 : 0;
+        uint64_t h = hash_bytes(v.p, v.n);
+        if (hset_has(&c->run->hsets[n->i2], h))
+            return 0;
+        add_pending(c->run, &c->run->hsets[n->i2], h); /* kept only if the record is */
+        return 1;
     }
     case C_MIN_ITEMS:
         return record_nitems(c->rec, n->group) >= (size_t)n->i1;
@@ -1688,7 +1706,7 @@ void tpl_run_free(tpl_run *r)
     free(r->var_val);
     free(r->var_done);
     free(r->pending);
-    free(r->pending_col);
+    free(r->pending_set);
     free(r);
 }
 
@@ -1746,6 +1764,7 @@ static int fit_column(ectx *c, const column *col, tval *v, bool quiet)
 static int eval_column(ectx *c, const column *col, tval *v)
 {
     c->field[0] = '\0';
+    c->code = NULL;
     if (eval(col->expr, c, v) != 0)
         return -1;
     if (!col->unique) {
@@ -1753,12 +1772,14 @@ static int eval_column(ectx *c, const column *col, tval *v)
             return 0;
         if (!col->fallback)
             return -1;
-    } else if (v->n && fit_column(c, col, v, true) == 0 &&
+    } else if (v->n && fit_column(c, col, v, col->fallback != NULL) == 0 &&
                !hset_has(&c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n))) {
         goto unique_ok;
     } else if (!col->fallback) {
         if (!v->n)
             return efail(c, NULL, "MISSING_FIELD", "%s is empty", col->name);
+        if (c->code && strcmp(c->code, "TOO_LONG") == 0)
+            return -1; /* set by fit_column */
         return efail(c, NULL, "DUPLICATE_KEY", "%s %.*s is already used in this file", col->name,
                      (int)v->n, v->p);
     }
@@ -1769,11 +1790,7 @@ static int eval_column(ectx *c, const column *col, tval *v)
     if (!col->unique)
         return 0;
 unique_ok:
-    c->run->pending = xrealloc(c->run->pending, (size_t)(c->run->npending + 1) * sizeof(uint64_t));
-    c->run->pending_col =
-        xrealloc(c->run->pending_col, (size_t)(c->run->npending + 1) * sizeof(int));
-    c->run->pending[c->run->npending] = hash_bytes(v->p, v->n);
-    c->run->pending_col[c->run->npending++] = col->uniq_id;
+    add_pending(c->run, &c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n));
     return 0;
 }
 
@@ -1840,6 +1857,6 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
         res->nrows[ti] = nrows;
     }
     for (int i = 0; i < r->npending; i++)
-        hset_add(&r->uniq[r->pending_col[i]], r->pending[i]);
+        hset_add(r->pending_set[i], r->pending[i]);
     return 0;
 }

@@ -41,7 +41,6 @@ typedef struct {
     const char *xml_root;   /* document element */
     const char *xml_record; /* element around one record's rows */
     const char *xml_ns;
-    const char *xsd; /* schema file name in the xsd folder */
     int ntables;
     const tpl_table_desc *tables;
 } tpl_output_desc;

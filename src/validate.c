@@ -79,6 +79,19 @@ static char *schema_for(const char *xsd_dir, const char *ns)
     return found;
 }
 
+/* names_template_ns - a file too broken to parse: was it meant as a template? */
+static int names_template_ns(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    char buf[4097];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, TEMPLATE_NS) != NULL;
+}
+
 static int validate_xml(const config *cfg, const char *xsd_dir, const char *path)
 {
     verr v = {path, 0};
@@ -86,7 +99,7 @@ static int validate_xml(const config *cfg, const char *xsd_dir, const char *path
     xmlDocPtr doc = xmlReadFile(path, NULL, XML_PARSE_NONET);
     xmlSetStructuredErrorFunc(NULL, NULL);
     if (!doc)
-        return 65;
+        return names_template_ns(path) ? 78 : 65;
     xmlNodePtr root = xmlDocGetRootElement(doc);
     const char *ns = root && root->ns ? (const char *)root->ns->href : "";
     if (strcmp(ns, TEMPLATE_NS) == 0) {
