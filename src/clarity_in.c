@@ -351,7 +351,10 @@ static int do_start_array(cin_parser *p)
             p->shape = CIN_SHAPE_ARRAY;
         return push(p, 1);
     }
-    if (p->pending_wrap && p->depth == 1 && in_record(p)) {
+    /* A kind-named array is a wrapper only while the object has given no
+     * field a template uses: {"orderId":…,"payments":[…]} is an order. */
+    if (p->pending_wrap && p->depth == 1 && in_record(p) && p->rec.text.len == 0 &&
+        p->nrecords == 1) {
         /* {"orders": [ ... : the top-level object was a wrapper */
         p->pending_wrap = 0;
         p->shape = CIN_SHAPE_WRAPPER;

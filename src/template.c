@@ -154,6 +154,10 @@ struct template
     int nchecks;
     table *tables;
     int ntables;
+    node *currency; /* <totals>: currency of a record, and the sums of the control totals */
+    node **totals;
+    const char **total_names;
+    int ntotals;
     tpl_table_desc *descs;
     tpl_output_desc out;
     named_lookup *lookups;
@@ -668,6 +672,13 @@ static void tpl_free(template *t)
     }
     free(t->tables);
     free(t->descs);
+    node_free(t->currency);
+    for (int i = 0; i < t->ntotals; i++) {
+        node_free(t->totals[i]);
+        free((char *)t->total_names[i]);
+    }
+    free(t->totals);
+    free(t->total_names);
     for (int i = 0; i < t->nlookups; i++) {
         free(t->lookups[i].name);
         lk_free(t->lookups[i].lk);
@@ -926,6 +937,22 @@ static int build(template *t, xmlNodePtr root)
                 ck->group = g;
                 ck->cond = cond;
             }
+        } else if (is(x, "totals")) {
+            for (xmlNodePtr c = first_el(x); c; c = next_el(c)) {
+                xmlNodePtr k = first_el(c);
+                node *e = k ? compile(t, k, -1) : NULL;
+                if (!e)
+                    return k ? -1 : lerr(t, c, "<%s> needs an expression", (const char *)c->name);
+                if (is(c, "currency")) {
+                    t->currency = e;
+                    continue;
+                }
+                t->totals = xrealloc(t->totals, (size_t)(t->ntotals + 1) * sizeof *t->totals);
+                t->total_names =
+                    xrealloc(t->total_names, (size_t)(t->ntotals + 1) * sizeof *t->total_names);
+                t->total_names[t->ntotals] = attr(c, "name");
+                t->totals[t->ntotals++] = e;
+            }
         } else if (is(x, "output")) {
             t->out.prefix = attr(x, "prefix");
             t->out.xml_root = attr(x, "root");
@@ -942,6 +969,8 @@ static int build(template *t, xmlNodePtr root)
                                        t->tables[i].group >= 0};
     t->out.ntables = t->ntables;
     t->out.tables = t->descs;
+    t->out.ntotals = t->ntotals;
+    t->out.total_names = t->total_names;
     return 0;
 }
 
@@ -1715,6 +1744,7 @@ void tpl_result_init(tpl_result *res, const template *t)
     memset(res, 0, sizeof *res);
     res->nrows = xcalloc((size_t)t->ntables + 1, sizeof *res->nrows);
     res->rows = xcalloc((size_t)t->ntables + 1, sizeof *res->rows);
+    res->totals = xcalloc((size_t)t->ntotals + 1, sizeof *res->totals);
 }
 
 void tpl_result_free(tpl_result *res)
@@ -1722,6 +1752,7 @@ void tpl_result_free(tpl_result *res)
     arena_free(&res->mem);
     free(res->nrows);
     free(res->rows);
+    free(res->totals);
     free(res->errors);
     free(res->warnings);
     memset(res, 0, sizeof *res);
@@ -1855,6 +1886,18 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
             }
         }
         res->nrows[ti] = nrows;
+    }
+    c.item = 0;
+    res->currency = (tval){"", 0};
+    if (t->currency) {
+        c.field[0] = '\0';
+        if (eval(t->currency, &c, &res->currency) != 0)
+            return reject(&c, "currency");
+    }
+    for (int i = 0; i < t->ntotals; i++) {
+        c.field[0] = '\0';
+        if (eval(t->totals[i], &c, &res->totals[i]) != 0)
+            return reject(&c, t->total_names[i]);
     }
     for (int i = 0; i < r->npending; i++)
         hset_add(r->pending_set[i], r->pending[i]);

@@ -43,6 +43,8 @@ typedef struct {
     const char *xml_ns;
     int ntables;
     const tpl_table_desc *tables;
+    int ntotals; /* control totals the template sums per currency (SPEC §7) */
+    const char *const *total_names;
 } tpl_output_desc;
 
 typedef struct {
@@ -51,7 +53,9 @@ typedef struct {
     tval **rows;   /* per table: nrows * ncols values */
     tpl_issue *errors, *warnings;
     size_t nerrors, nwarnings, cap_err, cap_warn;
-    tval key; /* business key (e.g. orderId), may be empty */
+    tval key;      /* business key (e.g. orderId), may be empty */
+    tval currency; /* of the control totals */
+    tval *totals;  /* one value per tpl_output_desc.total_names */
 } tpl_result;
 
 typedef struct template template;

@@ -18,9 +18,9 @@
 #include "clarity_in.h"
 #include "record.h"
 
-#define MAXREC 16
+#define MAXREC  16
 #define MAXITEM 8
-#define VLEN 64
+#define VLEN    64
 
 typedef struct {
     char v[VLEN];
@@ -42,7 +42,7 @@ typedef struct {
     crec recs[MAXREC];
     size_t n;
     int stop_after; /* 0 = never */
-    cin_status st;     /* of feed or finish, whichever failed first */
+    cin_status st;  /* of feed or finish, whichever failed first */
     cin_status feed_st;
     uint64_t err_off;
     cin_shape shape;
@@ -170,7 +170,8 @@ static const char ARRAY_INPUT[] =
     "[\n"
     "  {\"orderId\": \"CL-1\", \"totalAmount\": 19.990,\n"
     "   \"shippingAddress\": {\"name\": \"A\", \"city\": \"Paris\"},\n"
-    "   \"lineItems\": [{\"sku\": \"S1\", \"quantity\": 2}, {\"sku\": \"S2\", \"quantity\": 1.5e1}]},\n"
+    "   \"lineItems\": [{\"sku\": \"S1\", \"quantity\": 2}, {\"sku\": \"S2\", \"quantity\": "
+    "1.5e1}]},\n"
     "  {\"orderId\": \"CL-2\", \"totalAmount\": 5, \"lineItems\": []}\n"
     "]\n";
 
@@ -204,7 +205,8 @@ static const char NDJSON_INPUT[] =
     "{\"orderId\":\"N1\",\"lineItems\":[{\"sku\":\"A\",\"quantity\":1}]}\n"
     "{\"orderId\":\"N2\",\"shippingAddress\":{\"city\":\"Lyon\"}}\n"
     "\n"
-    "{\"orderId\":\"N3\",\"lineItems\":[{\"sku\":\"B\",\"quantity\":3},{\"sku\":\"C\",\"quantity\":4}]}\n";
+    "{\"orderId\":\"N3\",\"lineItems\":[{\"sku\":\"B\",\"quantity\":3},{\"sku\":\"C\",\"quantity\":"
+    "4}]}\n";
 
 static void test_ndjson_shape(void **state)
 {
@@ -251,9 +253,9 @@ static void test_wrapper_shape(void **state)
 static void test_wrapper_with_member_before(void **state)
 {
     fixture *f = *state;
-    /* a member before the array, even one with an orderId, is not a record */
+    /* members before the array (that no template reads) do not make it a record;
+     * a member a template does read would: see test_ndjson_record_with_array_named_like_a_kind */
     const char *in = "{\"meta\": {\"orderId\": \"META\", \"count\": 2},\n"
-                     " \"orderId\": \"TOP\",\n"
                      " \"exportedAt\": \"2026-11-01\",\n"
                      " \"orders\": [\n"
                      "  {\"orderId\": \"W1\"},\n"
@@ -268,7 +270,7 @@ static void test_wrapper_with_member_before(void **state)
         assert_int_equal(f->nrecords, 2);
         assert_int_equal(f->recs[0].index, 1);
         assert_string_equal(f->recs[0].order_id.v, "W1");
-        assert_int_equal(f->recs[0].line, 5);
+        assert_int_equal(f->recs[0].line, 4);
         assert_int_equal(f->recs[1].index, 2);
         assert_false(f->recs[1].order_id.set); /* nothing from the wrapper leaks in */
         assert_string_equal(f->recs[1].total.v, "7.50");
@@ -340,12 +342,13 @@ static void test_chunking_ndjson(void **state)
 static void test_chunking_long_values(void **state)
 {
     /* numbers and strings that straddle chunk boundaries, escapes, a wrapper */
-    check_chunking(*state, "{\"orders\":[\n"
-                           "{\"orderId\":\"WEB-2026-000017\",\"totalAmount\":-12345678901234567.125e-3,"
-                           "\"billingAddress\":{\"street1\":\"1 Rue \\\"du\\\" Caf\\u00e9\"},"
-                           "\"lineItems\":[{\"sku\":\"SKU-0001\",\"quantity\":1234.5678}]},\n"
-                           "{\"orderId\":\"X\",\"totalAmount\":0.000001}\n"
-                           "]}");
+    check_chunking(*state,
+                   "{\"orders\":[\n"
+                   "{\"orderId\":\"WEB-2026-000017\",\"totalAmount\":-12345678901234567.125e-3,"
+                   "\"billingAddress\":{\"street1\":\"1 Rue \\\"du\\\" Caf\\u00e9\"},"
+                   "\"lineItems\":[{\"sku\":\"SKU-0001\",\"quantity\":1234.5678}]},\n"
+                   "{\"orderId\":\"X\",\"totalAmount\":0.000001}\n"
+                   "]}");
 }
 
 static void test_numbers_kept_as_text(void **state)
@@ -368,7 +371,8 @@ static void test_numbers_kept_as_text(void **state)
 static void test_unicode_escapes(void **state)
 {
     fixture *f = *state;
-    const char *in = "[{\"orderId\":\"Caf\\u00e9\",\"shippingAddress\":{\"city\":\"\\u00c5rhus \\ud83d\\ude00\"},"
+    const char *in = "[{\"orderId\":\"Caf\\u00e9\",\"shippingAddress\":{\"city\":\"\\u00c5rhus "
+                     "\\ud83d\\ude00\"},"
                      "\"billingAddress\":{\"street1\":\"tab\\tnl\\nq\\\"s\\\\/\\/\"}}]";
     assert_int_equal(run_s(f, in, 0), CIN_OK);
     assert_string_equal(f->recs[0].order_id.v, "Caf\xc3\xa9");
@@ -397,30 +401,34 @@ static void test_depth_64_accepted(void **state)
 {
     fixture *f = *state;
     char *in = nested(CIN_MAX_DEPTH);
-    assert_int_equal(run_s(f, in, 0), CIN_OK);
-    assert_int_equal(f->n, 1);
+    cin_status st = run_s(f, in, 0);
     free(in);
+    assert_int_equal(st, CIN_OK);
+    assert_int_equal(f->n, 1);
 }
 
 static void test_depth_65_too_deep(void **state)
 {
     fixture *f = *state;
     char *in = nested(CIN_MAX_DEPTH + 1);
-    assert_int_equal(run_s(f, in, 0), CIN_TOO_DEEP);
-    assert_int_equal(f->n, 0);
+    cin_status st = run_s(f, in, 0);
     free(in);
+    assert_int_equal(st, CIN_TOO_DEEP);
+    assert_int_equal(f->n, 0);
     /* bare arrays count as well */
     sbuf b = {0};
     for (int i = 0; i < 1000; i++)
         sbuf_addc(&b, '[');
-    assert_int_equal(run(f, b.p, b.len, 0), CIN_TOO_DEEP);
+    st = run(f, b.p, b.len, 0);
     sbuf_free(&b);
+    assert_int_equal(st, CIN_TOO_DEEP);
 }
 
 static void test_invalid_utf8(void **state)
 {
     fixture *f = *state;
-    const char *in = "[{\"orderId\":\"A1\"},{\"orderId\":\"B\xff\xfe" "C\"}]";
+    const char *in = "[{\"orderId\":\"A1\"},{\"orderId\":\"B\xff\xfe"
+                     "C\"}]";
     assert_int_equal(run_s(f, in, 0), CIN_SYNTAX);
     assert_int_equal(f->n, 1); /* the good record before it was delivered */
     /* a lone continuation byte */
@@ -440,7 +448,8 @@ static void test_invalid_utf8_overlong_surrogate(void **state)
     /* well-formed-looking sequences that are still not UTF-8 (RFC 3629) */
     assert_int_equal(run_s(f, "[{\"orderId\":\"\xc0\xaf\"}]", 0), CIN_SYNTAX); /* overlong '/' */
     assert_int_equal(run_s(f, "[{\"orderId\":\"\xed\xa0\x80\"}]", 0), CIN_SYNTAX); /* U+D800 */
-    assert_int_equal(run_s(f, "[{\"orderId\":\"\xf4\x90\x80\x80\"}]", 0), CIN_SYNTAX); /* > U+10FFFF */
+    assert_int_equal(run_s(f, "[{\"orderId\":\"\xf4\x90\x80\x80\"}]", 0),
+                     CIN_SYNTAX); /* > U+10FFFF */
 }
 
 static void test_truncated(void **state)
@@ -560,12 +569,14 @@ static void test_not_object_offset_any_chunking(void **state)
 static void test_unknown_fields_not_stored(void **state)
 {
     fixture *f = *state;
-    const char *in = "[{\"secret\":\"SECRET-1\",\"orderId\":\"A\",\"customer\":{\"note\":\"SECRET-2\"},"
-                     "\"shippingAddress\":{\"orderId\":\"SECRET-3\",\"city\":\"Oslo\",\"geo\":{\"city\":\"SECRET-4\"}},"
-                     "\"sku\":\"SECRET-5\","
-                     "\"lineItems\":[{\"sku\":\"K\",\"lineItems\":\"SECRET-6\",\"orderId\":\"SECRET-7\","
-                     "\"tags\":[\"SECRET-8\"],\"opts\":{\"sku\":\"SECRET-9\"}}],"
-                     "\"city\":\"SECRET-10\"}]";
+    const char *in =
+        "[{\"secret\":\"SECRET-1\",\"orderId\":\"A\",\"customer\":{\"note\":\"SECRET-2\"},"
+        "\"shippingAddress\":{\"orderId\":\"SECRET-3\",\"city\":\"Oslo\",\"geo\":{\"city\":"
+        "\"SECRET-4\"}},"
+        "\"sku\":\"SECRET-5\","
+        "\"lineItems\":[{\"sku\":\"K\",\"lineItems\":\"SECRET-6\",\"orderId\":\"SECRET-7\","
+        "\"tags\":[\"SECRET-8\"],\"opts\":{\"sku\":\"SECRET-9\"}}],"
+        "\"city\":\"SECRET-10\"}]";
     assert_int_equal(run_s(f, in, 0), CIN_OK);
     assert_int_equal(f->n, 1);
     crec *r = &f->recs[0];
@@ -577,11 +588,85 @@ static void test_unknown_fields_not_stored(void **state)
     assert_false(r->leaked);
 }
 
+static int on_two(void *ctx, record *r)
+{
+    char(*out)[2][VLEN] = ctx;
+    for (int i = 0; i < 2; i++) {
+        const char *p = record_get(r, REC_HEADER, 0, i, NULL);
+        snprintf((*out)[i], VLEN, "%s", p ? p : "(absent)");
+    }
+    return 0;
+}
+
+static void test_containers_are_not_values(void **state)
+{
+    (void)state;
+    /* a path naming an object or an array reads as absent, not as its text */
+    rec_schema *s = schema_new();
+    schema_slot(s, REC_HEADER, "shippingAddress");
+    schema_slot(s, REC_HEADER, "tags");
+    char out[2][VLEN];
+    const char *in = "[{\"tags\":[\"a\",\"b\"],\"shippingAddress\":{\"city\":\"X\"}}]";
+    cin_parser *p = cin_new(s, on_two, out);
+    cin_status st = cin_feed(p, in, strlen(in));
+    if (st == CIN_OK)
+        st = cin_finish(p);
+    cin_free(p);
+    schema_free(s);
+    assert_int_equal(st, CIN_OK);
+    assert_string_equal(out[0], "(absent)");
+    assert_string_equal(out[1], "(absent)");
+}
+
+static void test_ndjson_record_with_array_named_like_a_kind(void **state)
+{
+    (void)state;
+    /* an order line that carries its own "payments" array is still an order:
+     * taking it for a {"payments":[...]} wrapper loses the order */
+    rec_schema *s = schema_new();
+    schema_slot(s, REC_HEADER, "orderId");
+    schema_slot(s, REC_HEADER, "totalAmount");
+    char out[2][VLEN];
+    const char *in =
+        "{\"orderId\":\"O1\",\"payments\":[{\"method\":\"card\"}],\"totalAmount\":5}\n";
+    cin_parser *p = cin_new(s, on_two, out);
+    cin_status st = cin_feed(p, in, strlen(in));
+    if (st == CIN_OK)
+        st = cin_finish(p);
+    uint64_t n = cin_records(p);
+    cin_shape shape = cin_get_shape(p);
+    cin_free(p);
+    schema_free(s);
+    assert_int_equal(st, CIN_OK);
+    assert_int_equal(shape, CIN_SHAPE_OBJECTS);
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0], "O1");
+    assert_string_equal(out[1], "5");
+}
+
+static void test_utf8_bom_skipped(void **state)
+{
+    fixture *f = *state;
+    /* a byte-order mark before the JSON is skipped; offsets still count it */
+    const char *in = "\xef\xbb\xbf[{\"orderId\":\"B1\"}]";
+    const size_t sizes[] = {0, 1, 2};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(run_s(f, in, sizes[i]), CIN_OK);
+        assert_int_equal(f->n, 1);
+        assert_string_equal(f->recs[0].order_id.v, "B1");
+        assert_int_equal(f->recs[0].offset, 4);
+        assert_int_equal(f->recs[0].line, 1);
+    }
+    /* half a mark is not JSON */
+    assert_int_equal(run_s(f, "\xef\xbb[{}]", 0), CIN_SYNTAX);
+}
+
 static void test_null_is_absent(void **state)
 {
     fixture *f = *state;
-    const char *in = "[{\"orderId\":\"A\",\"totalAmount\":null,\"shippingAddress\":{\"city\":null},"
-                     "\"lineItems\":[{\"sku\":null,\"quantity\":2},{\"sku\":\"\",\"quantity\":null}]}]";
+    const char *in =
+        "[{\"orderId\":\"A\",\"totalAmount\":null,\"shippingAddress\":{\"city\":null},"
+        "\"lineItems\":[{\"sku\":null,\"quantity\":2},{\"sku\":\"\",\"quantity\":null}]}]";
     assert_int_equal(run_s(f, in, 0), CIN_OK);
     crec *r = &f->recs[0];
     assert_false(r->total.set);
@@ -593,8 +678,8 @@ static void test_null_is_absent(void **state)
     assert_string_equal(r->sku[1].v, "");
     assert_false(r->qty[1].set);
     /* a whole null object reads as absent too */
-    assert_int_equal(run_s(f, "[{\"orderId\":\"B\",\"shippingAddress\":null,\"lineItems\":null}]", 0),
-                     CIN_OK);
+    assert_int_equal(
+        run_s(f, "[{\"orderId\":\"B\",\"shippingAddress\":null,\"lineItems\":null}]", 0), CIN_OK);
     assert_false(f->recs[0].city.set);
     assert_int_equal(f->recs[0].nitems, 0);
 }
@@ -607,7 +692,6 @@ static void test_callback_stops(void **state)
     f->stop_after = 0;
     assert_int_equal(f->n, 1);
 }
-
 
 static int ignore_record(void *ctx, record *r)
 {
@@ -656,6 +740,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_array_element_that_is_an_array, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_object_offset_any_chunking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_fields_not_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_containers_are_not_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ndjson_record_with_array_named_like_a_kind, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_utf8_bom_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_is_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_callback_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_has_key, setup, teardown),

@@ -1,0 +1,398 @@
+/*
+ * ledger.c - the spool's memory, in SQLite.
+ *
+ * WAL mode, synchronous=NORMAL: a commit survives the process being killed
+ * (the tested case); after a power loss the newest commits may be lost, and
+ * recovery then finds files further along than the ledger says, which it
+ * handles because every step it redoes checks the files first.
+ *
+ * A writer takes BEGIN IMMEDIATE, so two instances on one spool queue on
+ * the database lock (busy_timeout) instead of failing.
+ *
+ * DIAGNOSTICS
+ *	Functions return -1 and keep SQLite's message for ledger_error().
+ */
+#include "ledger.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ledger {
+    sqlite3 *db;
+    char err[512];
+    char *meta_val;
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);"
+    "CREATE TABLE IF NOT EXISTS files(sha256 TEXT NOT NULL, name TEXT NOT NULL, size INTEGER,"
+    "  seen_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')), state TEXT,"
+    "  batch_id TEXT);"
+    "CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);"
+    "CREATE TABLE IF NOT EXISTS batches(id TEXT PRIMARY KEY, kind TEXT, input_name TEXT,"
+    "  input_sha256 TEXT, state TEXT NOT NULL, claimed_at TEXT, updated_at TEXT, template TEXT,"
+    "  records INTEGER DEFAULT 0, published INTEGER DEFAULT 0, rejected INTEGER DEFAULT 0,"
+    "  duplicate INTEGER DEFAULT 0, held INTEGER DEFAULT 0, warnings INTEGER DEFAULT 0,"
+    "  outputs TEXT, totals TEXT, archive TEXT, manifest_sha256 TEXT, prev TEXT, error TEXT,"
+    "  duplicate_of TEXT, out_dir TEXT);"
+    "CREATE INDEX IF NOT EXISTS batches_claimed ON batches(claimed_at);"
+    "CREATE INDEX IF NOT EXISTS batches_sha ON batches(input_sha256);"
+    "CREATE INDEX IF NOT EXISTS batches_state ON batches(state);"
+    "CREATE TABLE IF NOT EXISTS keys(kind TEXT NOT NULL, key TEXT NOT NULL, tranno TEXT,"
+    "  batch_id TEXT, PRIMARY KEY(kind, key));"
+    "CREATE INDEX IF NOT EXISTS keys_tranno ON keys(kind, tranno);"
+    "CREATE TABLE IF NOT EXISTS seq(name TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO meta(k, v) VALUES('schema', '1');";
+
+static int fail(ledger *l)
+{
+    snprintf(l->err, sizeof l->err, "%s", sqlite3_errmsg(l->db));
+    return -1;
+}
+
+ledger *ledger_open(const char *path, sbuf *err)
+{
+    ledger *l = xcalloc(1, sizeof *l);
+    if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        sbuf_printf(err, "%s: cannot open the ledger: %s", path,
+                    l->db ? sqlite3_errmsg(l->db) : "out of memory");
+        ledger_close(l);
+        return NULL;
+    }
+    sqlite3_busy_timeout(l->db, 60000);
+    char *msg = NULL;
+    if (sqlite3_exec(l->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                     NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(l->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        sbuf_printf(err, "%s: cannot prepare the ledger: %s (is it a sagebridge ledger?)", path,
+                    msg ? msg : "?");
+        sqlite3_free(msg);
+        ledger_close(l);
+        return NULL;
+    }
+    return l;
+}
+
+void ledger_close(ledger *l)
+{
+    if (!l)
+        return;
+    sqlite3_close(l->db);
+    free(l->meta_val);
+    free(l);
+}
+
+const char *ledger_error(ledger *l)
+{
+    return l->err;
+}
+
+static int exec(ledger *l, const char *sql)
+{
+    return sqlite3_exec(l->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : fail(l);
+}
+
+int ledger_begin(ledger *l)
+{
+    return exec(l, "BEGIN IMMEDIATE");
+}
+
+int ledger_commit(ledger *l)
+{
+    return exec(l, "COMMIT");
+}
+
+void ledger_rollback(ledger *l)
+{
+    sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static sqlite3_stmt *prep(ledger *l, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fail(l);
+        return NULL;
+    }
+    return st;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+char *ledger_seen_sha(ledger *l, const char *sha256)
+{
+    sqlite3_stmt *st = prep(l, "SELECT id FROM batches WHERE input_sha256 = ? AND state IN "
+                               "('converted','published','archived') ORDER BY claimed_at LIMIT 1");
+    if (!st)
+        return NULL;
+    bind_text(st, 1, sha256);
+    char *id = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
+    sqlite3_finalize(st);
+    return id;
+}
+
+int ledger_file_seen(ledger *l, const char *sha256, const char *name, int64_t size,
+                     const char *state, const char *batch_id)
+{
+    sqlite3_stmt *st =
+        prep(l, "INSERT INTO files(sha256, name, size, state, batch_id) VALUES(?,?,?,?,?)");
+    if (!st)
+        return -1;
+    bind_text(st, 1, sha256);
+    bind_text(st, 2, name);
+    sqlite3_bind_int64(st, 3, size);
+    bind_text(st, 4, state);
+    bind_text(st, 5, batch_id);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+#define BATCH_COLS                                                                                 \
+    "id, kind, input_name, input_sha256, state, claimed_at, updated_at, template, records, "       \
+    "published, rejected, duplicate, held, warnings, outputs, totals, archive, manifest_sha256, "  \
+    "prev, error, duplicate_of, out_dir"
+
+static void bind_batch(sqlite3_stmt *st, const batch_row *b)
+{
+    bind_text(st, 1, b->id);
+    bind_text(st, 2, b->kind);
+    bind_text(st, 3, b->input_name);
+    bind_text(st, 4, b->input_sha256);
+    bind_text(st, 5, b->state);
+    bind_text(st, 6, b->claimed_at);
+    bind_text(st, 7, b->updated_at);
+    bind_text(st, 8, b->tmpl);
+    sqlite3_bind_int64(st, 9, b->records);
+    sqlite3_bind_int64(st, 10, b->published);
+    sqlite3_bind_int64(st, 11, b->rejected);
+    sqlite3_bind_int64(st, 12, b->duplicate);
+    sqlite3_bind_int64(st, 13, b->held);
+    sqlite3_bind_int64(st, 14, b->warnings);
+    bind_text(st, 15, b->outputs);
+    bind_text(st, 16, b->totals);
+    bind_text(st, 17, b->archive);
+    bind_text(st, 18, b->manifest_sha256);
+    bind_text(st, 19, b->prev);
+    bind_text(st, 20, b->error);
+    bind_text(st, 21, b->duplicate_of);
+    bind_text(st, 22, b->out_dir);
+}
+
+int ledger_batch_insert(ledger *l, const batch_row *b)
+{
+    sqlite3_stmt *st = prep(l, "INSERT INTO batches(" BATCH_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,"
+                               "?,?,?,?,?,?,?,?,?,?,?)");
+    if (!st)
+        return -1;
+    bind_batch(st, b);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ledger_batch_update(ledger *l, const batch_row *b)
+{
+    sqlite3_stmt *st = prep(l, "UPDATE batches SET kind=?2, input_name=?3, input_sha256=?4, "
+                               "state=?5, claimed_at=?6, updated_at=?7, template=?8, records=?9, "
+                               "published=?10, rejected=?11, duplicate=?12, held=?13, "
+                               "warnings=?14, outputs=?15, totals=?16, archive=?17, "
+                               "manifest_sha256=?18, prev=?19, error=?20, duplicate_of=?21, "
+                               "out_dir=?22 WHERE id=?1");
+    if (!st)
+        return -1;
+    bind_batch(st, b);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void read_batch(sqlite3_stmt *st, batch_row *b)
+{
+    memset(b, 0, sizeof *b);
+    b->id = col_dup(st, 0);
+    b->kind = col_dup(st, 1);
+    b->input_name = col_dup(st, 2);
+    b->input_sha256 = col_dup(st, 3);
+    b->state = col_dup(st, 4);
+    b->claimed_at = col_dup(st, 5);
+    b->updated_at = col_dup(st, 6);
+    b->tmpl = col_dup(st, 7);
+    b->records = sqlite3_column_int64(st, 8);
+    b->published = sqlite3_column_int64(st, 9);
+    b->rejected = sqlite3_column_int64(st, 10);
+    b->duplicate = sqlite3_column_int64(st, 11);
+    b->held = sqlite3_column_int64(st, 12);
+    b->warnings = sqlite3_column_int64(st, 13);
+    b->outputs = col_dup(st, 14);
+    b->totals = col_dup(st, 15);
+    b->archive = col_dup(st, 16);
+    b->manifest_sha256 = col_dup(st, 17);
+    b->prev = col_dup(st, 18);
+    b->error = col_dup(st, 19);
+    b->duplicate_of = col_dup(st, 20);
+    b->out_dir = col_dup(st, 21);
+}
+
+int ledger_batch_get(ledger *l, const char *id, batch_row *b)
+{
+    sqlite3_stmt *st = prep(l, "SELECT " BATCH_COLS " FROM batches WHERE id = ?");
+    if (!st)
+        return -1;
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_batch(st, b);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : fail(l);
+}
+
+void batch_row_free(batch_row *b)
+{
+    char **f[] = {&b->id,      &b->kind,    &b->input_name,      &b->input_sha256,
+                  &b->state,   &b->claimed_at, &b->updated_at,   &b->tmpl,
+                  &b->outputs, &b->totals,  &b->archive,         &b->manifest_sha256,
+                  &b->prev,    &b->error,   &b->duplicate_of,    &b->out_dir};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        free(*f[i]);
+        *f[i] = NULL;
+    }
+}
+
+int ledger_unfinished(ledger *l, char ***ids, int *n)
+{
+    *ids = NULL;
+    *n = 0;
+    sqlite3_stmt *st = prep(l, "SELECT id FROM batches WHERE state IN ('converted','published') "
+                               "ORDER BY claimed_at, id");
+    if (!st)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        *ids = xrealloc(*ids, (size_t)(*n + 1) * sizeof **ids);
+        (*ids)[(*n)++] = col_dup(st, 0);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int ledger_last_batches(ledger *l, int limit, batch_row **rows, int *n)
+{
+    *rows = NULL;
+    *n = 0;
+    sqlite3_stmt *st =
+        prep(l, "SELECT " BATCH_COLS " FROM batches ORDER BY claimed_at DESC, id DESC LIMIT ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_int(st, 1, limit);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        *rows = xrealloc(*rows, (size_t)(*n + 1) * sizeof **rows);
+        read_batch(st, &(*rows)[(*n)++]);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int ledger_key_add(ledger *l, const char *kind, const char *key, size_t keylen, const char *tranno,
+                   size_t trlen, const char *batch_id)
+{
+    sqlite3_stmt *st =
+        prep(l, "INSERT OR IGNORE INTO keys(kind, key, tranno, batch_id) VALUES(?,?,?,?)");
+    if (!st)
+        return -1;
+    bind_text(st, 1, kind);
+    sqlite3_bind_text(st, 2, key, (int)keylen, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, tranno, (int)trlen, SQLITE_TRANSIENT);
+    bind_text(st, 4, batch_id);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(l->db) ? 0 : 1) : fail(l);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ledger_tranno_used(ledger *l, const char *kind, const char *tranno, size_t n)
+{
+    sqlite3_stmt *st = prep(l, "SELECT 1 FROM keys WHERE kind = ? AND tranno = ? LIMIT 1");
+    if (!st)
+        return -1;
+    bind_text(st, 1, kind);
+    sqlite3_bind_text(st, 2, tranno, (int)n, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+char *ledger_key_tranno(ledger *l, const char *kind, const char *key)
+{
+    sqlite3_stmt *st = prep(l, "SELECT tranno FROM keys WHERE kind = ? AND key = ?");
+    if (!st)
+        return NULL;
+    bind_text(st, 1, kind);
+    bind_text(st, 2, key);
+    char *r = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
+    sqlite3_finalize(st);
+    return r;
+}
+
+uint64_t ledger_next_seq(ledger *l, const char *name)
+{
+    sqlite3_stmt *st = prep(l, "INSERT INTO seq(name, v) VALUES(?, 1) ON CONFLICT(name) DO "
+                               "UPDATE SET v = v + 1 RETURNING v");
+    if (!st)
+        return 0;
+    bind_text(st, 1, name);
+    uint64_t v = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return v;
+}
+
+const char *ledger_meta(ledger *l, const char *k)
+{
+    sqlite3_stmt *st = prep(l, "SELECT v FROM meta WHERE k = ?");
+    if (!st)
+        return NULL;
+    bind_text(st, 1, k);
+    free(l->meta_val);
+    l->meta_val = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
+    sqlite3_finalize(st);
+    return l->meta_val;
+}
+
+int ledger_set_meta(ledger *l, const char *k, const char *v)
+{
+    sqlite3_stmt *st = prep(l, "INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET "
+                               "v = excluded.v");
+    if (!st)
+        return -1;
+    bind_text(st, 1, k);
+    bind_text(st, 2, v);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int64_t ledger_count(ledger *l, const char *table)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    sqlite3_stmt *st = prep(l, sql);
+    if (!st)
+        return -1;
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    return n;
+}

@@ -1,0 +1,650 @@
+/*
+ * test_sage_out.c - Sage 500 import files (src/sage_out.h) and the atomic
+ * file publisher under them (src/publish.h).
+ *
+ * Every test writes into its own mkdtemp folder, which teardown removes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlschemas.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clarity_in.h"
+#include "config.h"
+#include "publish.h"
+#include "sage_out.h"
+#include "template.h"
+
+/* ------------------------------------------------------------- helpers */
+
+typedef struct {
+    char dir[64];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s", "/tmp/sb-unit-sage-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    DIR *d = opendir(f->dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char p[512];
+            snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* slurp - a whole file (NUL-terminated), its length in *n */
+static char *slurp(const char *dir, const char *name, size_t *n)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *fp = fopen(p, "rb");
+    if (!fp)
+        fail_msg("cannot open %s", p);
+    sbuf b = {0};
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, fp)) > 0)
+        sbuf_add(&b, buf, k);
+    fclose(fp);
+    if (n)
+        *n = b.len;
+    if (!b.p)
+        sbuf_grow(&b, 1), b.p[0] = '\0';
+    return b.p;
+}
+
+static void sha256_hex(const char *p, size_t n, char hex[65])
+{
+    unsigned char h[32];
+    unsigned int hl = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    EVP_DigestUpdate(md, p, n);
+    EVP_DigestFinal_ex(md, h, &hl);
+    EVP_MD_CTX_free(md);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+}
+
+static char *file_sha(const char *dir, const char *name, char hex[65])
+{
+    size_t n;
+    char *p = slurp(dir, name, &n);
+    sha256_hex(p, n, hex);
+    free(p);
+    return hex;
+}
+
+/* listing - the folder's entries (hidden ones too), sorted, "a|b|c" */
+static char *listing(const char *dir)
+{
+    struct dirent **ents;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    assert_true(n >= 0);
+    sbuf b = {0};
+    for (int i = 0; i < n; i++) {
+        if (strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name, "..")) {
+            if (b.len)
+                sbuf_addc(&b, '|');
+            sbuf_adds(&b, ents[i]->d_name);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    if (!b.p)
+        sbuf_grow(&b, 1), b.p[0] = '\0';
+    return b.p;
+}
+
+static void assert_listing(const char *dir, const char *want)
+{
+    char *l = listing(dir);
+    assert_string_equal(l, want);
+    free(l);
+}
+
+/* ------------------------------------------------- a hand-made output */
+
+static const char *const HCOLS[] = {"TranNo", "Name", "Amount"};
+static const char *const LCOLS[] = {"TranNo", "SOLineNo", "Description"};
+static const tpl_table_desc TABLES[] = {
+    {"StgSalesOrder", 3, (const char **)HCOLS, false},
+    {"StgSOLine", 3, (const char **)LCOLS, true},
+};
+static const tpl_output_desc OUT = {.prefix = "SO",
+                                    .xml_root = "SalesOrderImport",
+                                    .xml_record = "SalesOrder",
+                                    .xml_ns = "urn:test:so",
+                                    .ntables = 2,
+                                    .tables = TABLES};
+
+#define TV(s) ((tval){(s), sizeof(s) - 1})
+
+/* result - one order: a header row and nlines line rows */
+typedef struct {
+    tpl_result res;
+    size_t nrows[2];
+    tval *rows[2];
+    tval hdr[3];
+    tval lines[3 * 4];
+} order;
+
+static void order_init(order *o, tval tran, tval name, tval amount)
+{
+    memset(o, 0, sizeof *o);
+    o->hdr[0] = tran;
+    o->hdr[1] = name;
+    o->hdr[2] = amount;
+    o->nrows[0] = 1;
+    o->rows[0] = o->hdr;
+    o->rows[1] = o->lines;
+    o->res.nrows = o->nrows;
+    o->res.rows = o->rows;
+}
+
+static void order_line(order *o, tval no, tval desc)
+{
+    size_t i = o->nrows[1]++;
+    assert_true(i < 4);
+    o->lines[i * 3] = o->hdr[0];
+    o->lines[i * 3 + 1] = no;
+    o->lines[i * 3 + 2] = desc;
+}
+
+/* write_batch - open, one record per order, commit */
+static void write_batch(const char *dir, const char *batch, int formats, order *orders, size_t n)
+{
+    sbuf err = {0};
+    sage_writer *w = sw_open(&OUT, dir, batch, formats, &err);
+    if (!w)
+        fail_msg("sw_open: %s", sbuf_str(&err));
+    for (size_t i = 0; i < n; i++)
+        if (sw_record(w, &orders[i].res, &err) != 0)
+            fail_msg("sw_record: %s", sbuf_str(&err));
+    if (sw_commit(w, &err) != 0)
+        fail_msg("sw_commit: %s", sbuf_str(&err));
+    sbuf_free(&err);
+}
+
+/* ------------------------------------------------------------------ CSV */
+
+static void test_csv_header_and_crlf(void **state)
+{
+    fixture *f = *state;
+    order o;
+    order_init(&o, TV("0000000001"), TV("Ann Lee"), TV("12.500"));
+    order_line(&o, TV("1"), TV("Widget"));
+    order_line(&o, TV("2"), TV("Gadget"));
+    write_batch(f->dir, "B1", SW_CSV, &o, 1);
+    char *h = slurp(f->dir, "SO_B1_StgSalesOrder.csv", NULL);
+    assert_string_equal(h, "TranNo,Name,Amount\r\n0000000001,Ann Lee,12.500\r\n");
+    free(h);
+    char *l = slurp(f->dir, "SO_B1_StgSOLine.csv", NULL);
+    assert_string_equal(l, "TranNo,SOLineNo,Description\r\n"
+                           "0000000001,1,Widget\r\n"
+                           "0000000001,2,Gadget\r\n");
+    free(l);
+    assert_listing(f->dir, "SO_B1.done|SO_B1_StgSOLine.csv|SO_B1_StgSalesOrder.csv");
+}
+
+static void test_csv_quoting_only_when_needed(void **state)
+{
+    fixture *f = *state;
+    order o[2];
+    order_init(&o[0], TV("0000000001"), TV("Smith, John"), TV(""));
+    order_line(&o[0], TV("1"), TV("12\" ruler"));
+    order_line(&o[0], TV("2"), TV("two\nlines"));
+    order_line(&o[0], TV("3"),
+               TV("Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
+                  "e"));
+    order_line(&o[0], TV("4"), TV("cr\rlf"));
+    order_init(&o[1], TV("0000000002"), TV(" spaced 'single' "), TV("-1.000"));
+    write_batch(f->dir, "Q", SW_CSV, o, 2);
+    char *h = slurp(f->dir, "SO_Q_StgSalesOrder.csv", NULL);
+    assert_string_equal(h, "TranNo,Name,Amount\r\n"
+                           "0000000001,\"Smith, John\",\r\n"
+                           "0000000002, spaced 'single' ,-1.000\r\n");
+    free(h);
+    char *l = slurp(f->dir, "SO_Q_StgSOLine.csv", NULL);
+    assert_string_equal(l, "TranNo,SOLineNo,Description\r\n"
+                           "0000000001,1,\"12\"\" ruler\"\r\n"
+                           "0000000001,2,\"two\nlines\"\r\n"
+                           "0000000001,3,Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
+                           "e\r\n"
+                           "0000000001,4,\"cr\rlf\"\r\n");
+    free(l);
+}
+
+static void test_csv_no_bom(void **state)
+{
+    fixture *f = *state;
+    order o;
+    order_init(&o, TV("1"), TV("\xc3\x89mile"), TV("1"));
+    write_batch(f->dir, "U", SW_CSV, &o, 1);
+    size_t n;
+    char *h = slurp(f->dir, "SO_U_StgSalesOrder.csv", &n);
+    assert_true(n > 3);
+    assert_memory_equal(h, "TranNo", 6);
+    assert_non_null(strstr(h, "\r\n1,\xc3\x89mile,1\r\n"));
+    free(h);
+}
+
+/* ----------------------------------------------------------- .done file */
+
+static void test_done_lists_sha256_csv_then_xml(void **state)
+{
+    fixture *f = *state;
+    order o[2];
+    order_init(&o[0], TV("0000000001"), TV("A"), TV("1.000"));
+    order_line(&o[0], TV("1"), TV("x"));
+    order_init(&o[1], TV("0000000002"), TV("B"), TV("2.000"));
+    order_line(&o[1], TV("1"), TV("y"));
+    write_batch(f->dir, "2026-11-01", SW_CSV | SW_XML, o, 2);
+    assert_listing(f->dir, "SO_2026-11-01.done|SO_2026-11-01.xml|SO_2026-11-01_StgSOLine.csv|"
+                           "SO_2026-11-01_StgSalesOrder.csv");
+    char h1[65], h2[65], h3[65];
+    file_sha(f->dir, "SO_2026-11-01_StgSalesOrder.csv", h1);
+    file_sha(f->dir, "SO_2026-11-01_StgSOLine.csv", h2);
+    file_sha(f->dir, "SO_2026-11-01.xml", h3);
+    char want[512];
+    snprintf(want, sizeof want,
+             "%s  SO_2026-11-01_StgSalesOrder.csv\n%s  SO_2026-11-01_StgSOLine.csv\n%s  "
+             "SO_2026-11-01.xml\n",
+             h1, h2, h3);
+    char *done = slurp(f->dir, "SO_2026-11-01.done", NULL);
+    assert_string_equal(done, want);
+    free(done);
+}
+
+static void test_done_xml_only(void **state)
+{
+    fixture *f = *state;
+    order o;
+    order_init(&o, TV("1"), TV("A"), TV("1"));
+    write_batch(f->dir, "X", SW_XML, &o, 1);
+    assert_listing(f->dir, "SO_X.done|SO_X.xml");
+    char h[65], want[128];
+    file_sha(f->dir, "SO_X.xml", h);
+    snprintf(want, sizeof want, "%s  SO_X.xml\n", h);
+    char *done = slurp(f->dir, "SO_X.done", NULL);
+    assert_string_equal(done, want);
+    free(done);
+}
+
+static void test_empty_batch(void **state)
+{
+    fixture *f = *state;
+    write_batch(f->dir, "E", SW_CSV, NULL, 0);
+    char *h = slurp(f->dir, "SO_E_StgSalesOrder.csv", NULL);
+    assert_string_equal(h, "TranNo,Name,Amount\r\n");
+    free(h);
+    char hex[65], want[256];
+    sha256_hex("TranNo,Name,Amount\r\n", 20, hex);
+    char *done = slurp(f->dir, "SO_E.done", NULL);
+    snprintf(want, sizeof want, "%s  SO_E_StgSalesOrder.csv\n", hex);
+    assert_memory_equal(done, want, strlen(want));
+    free(done);
+}
+
+static void test_same_input_same_bytes(void **state)
+{
+    fixture *f = *state;
+    order o;
+    order_init(&o, TV("1"), TV("A & B"), TV("1.5"));
+    order_line(&o, TV("1"), TV("x"));
+    write_batch(f->dir, "R", SW_CSV | SW_XML, &o, 1);
+    char *first = slurp(f->dir, "SO_R.done", NULL);
+    char p[512];
+    const char *names[] = {"SO_R.done", "SO_R.xml", "SO_R_StgSOLine.csv", "SO_R_StgSalesOrder.csv"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", f->dir, names[i]);
+        assert_int_equal(unlink(p), 0);
+    }
+    write_batch(f->dir, "R", SW_CSV | SW_XML, &o, 1);
+    char *second = slurp(f->dir, "SO_R.done", NULL);
+    assert_string_equal(first, second); /* hashes of every file agree */
+    free(first);
+    free(second);
+}
+
+/* ---------------------------------------------------------------- abort */
+
+static void test_abort_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    order o;
+    order_init(&o, TV("1"), TV("A"), TV("1"));
+    order_line(&o, TV("1"), TV("x"));
+    sbuf err = {0};
+    sage_writer *w = sw_open(&OUT, f->dir, "A", SW_CSV | SW_XML, &err);
+    assert_non_null(w);
+    char *during = listing(f->dir);
+    /* while writing, only hidden temporary files exist */
+    assert_true(during[0] == '.');
+    assert_null(strstr(during, "|S"));
+    free(during);
+    assert_int_equal(sw_record(w, &o.res, &err), 0);
+    sw_abort(w);
+    assert_listing(f->dir, "");
+    sbuf_free(&err);
+}
+
+static void test_open_in_missing_folder(void **state)
+{
+    fixture *f = *state;
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/no/such/folder", f->dir);
+    sbuf err = {0};
+    assert_null(sw_open(&OUT, dir, "B", SW_CSV | SW_XML, &err));
+    assert_non_null(strstr(sbuf_str(&err), "no/such/folder"));
+    sbuf_free(&err);
+    assert_listing(f->dir, "");
+}
+
+/* ------------------------------------------------------------------ XML */
+
+static xmlDocPtr read_xml(const char *dir, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    xmlDocPtr doc = xmlReadFile(p, NULL, XML_PARSE_NONET);
+    if (!doc)
+        fail_msg("%s is not well-formed XML", p);
+    return doc;
+}
+
+static int count_children(xmlNodePtr n, const char *name)
+{
+    int c = 0;
+    for (xmlNodePtr k = n->children; k; k = k->next)
+        if (k->type == XML_ELEMENT_NODE && !strcmp((const char *)k->name, name))
+            c++;
+    return c;
+}
+
+static xmlNodePtr child(xmlNodePtr n, const char *name, int nth)
+{
+    for (xmlNodePtr k = n->children; k; k = k->next)
+        if (k->type == XML_ELEMENT_NODE && !strcmp((const char *)k->name, name) && nth-- == 0)
+            return k;
+    return NULL;
+}
+
+static void assert_text(xmlNodePtr n, const char *want)
+{
+    assert_non_null(n);
+    xmlChar *c = xmlNodeGetContent(n);
+    assert_string_equal((const char *)c, want);
+    xmlFree(c);
+}
+
+static void test_xml_structure_and_escaping(void **state)
+{
+    fixture *f = *state;
+    order o[2];
+    order_init(&o[0], TV("0000000001"), TV("Tom & Jerry <3>"), TV(""));
+    order_line(&o[0], TV("1"), TV("a \"quoted\" 'word'"));
+    order_line(&o[0], TV("2"), TV("Cr\xc3\xa8me"));
+    order_init(&o[1], TV("0000000002"), TV("B"), TV("2.000"));
+    order_line(&o[1], TV("1"), TV(""));
+    write_batch(f->dir, "B7", SW_XML, o, 2);
+
+    size_t n;
+    char *raw = slurp(f->dir, "SO_B7.xml", &n);
+    assert_non_null(strstr(raw, "Tom &amp; Jerry &lt;3&gt;"));
+    assert_null(strstr(raw, "Tom & Jerry"));
+    assert_null(strstr(raw, "<Amount></Amount>"));
+    assert_null(strstr(raw, "<Amount/>"));
+    free(raw);
+
+    xmlDocPtr doc = read_xml(f->dir, "SO_B7.xml");
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    assert_string_equal((const char *)root->name, "SalesOrderImport");
+    assert_non_null(root->ns);
+    assert_string_equal((const char *)root->ns->href, "urn:test:so");
+    xmlChar *batch = xmlGetProp(root, (const xmlChar *)"batch");
+    assert_string_equal((const char *)batch, "B7");
+    xmlFree(batch);
+    assert_int_equal(count_children(root, "SalesOrder"), 2);
+
+    xmlNodePtr so1 = child(root, "SalesOrder", 0);
+    assert_int_equal(count_children(so1, "StgSalesOrder"), 1);
+    assert_int_equal(count_children(so1, "StgSOLine"), 2);
+    xmlNodePtr h = child(so1, "StgSalesOrder", 0);
+    assert_text(child(h, "TranNo", 0), "0000000001");
+    assert_text(child(h, "Name", 0), "Tom & Jerry <3>");
+    assert_null(child(h, "Amount", 0)); /* empty value omitted */
+    /* header first, then its lines */
+    xmlNodePtr first = so1->children;
+    while (first && first->type != XML_ELEMENT_NODE)
+        first = first->next;
+    assert_string_equal((const char *)first->name, "StgSalesOrder");
+    xmlNodePtr l2 = child(so1, "StgSOLine", 1);
+    assert_text(child(l2, "SOLineNo", 0), "2");
+    assert_text(child(l2, "Description", 0), "Cr\xc3\xa8me");
+    assert_text(child(child(so1, "StgSOLine", 0), "Description", 0), "a \"quoted\" 'word'");
+
+    xmlNodePtr so2 = child(root, "SalesOrder", 1);
+    assert_text(child(child(so2, "StgSalesOrder", 0), "Amount", 0), "2.000");
+    xmlNodePtr l = child(so2, "StgSOLine", 0);
+    assert_null(child(l, "Description", 0));
+    assert_text(child(l, "TranNo", 0), "0000000002");
+    xmlFreeDoc(doc);
+}
+
+static void test_record_without_rows_skipped(void **state)
+{
+    fixture *f = *state;
+    order o[3];
+    order_init(&o[0], TV("1"), TV("A"), TV("1"));
+    order_init(&o[1], TV("2"), TV("B"), TV("2"));
+    o[1].nrows[0] = 0; /* a rejected record: no rows at all */
+    order_init(&o[2], TV("3"), TV("C"), TV("3"));
+    write_batch(f->dir, "S", SW_CSV | SW_XML, o, 3);
+    char *h = slurp(f->dir, "SO_S_StgSalesOrder.csv", NULL);
+    assert_string_equal(h, "TranNo,Name,Amount\r\n1,A,1\r\n3,C,3\r\n");
+    free(h);
+    xmlDocPtr doc = read_xml(f->dir, "SO_S.xml");
+    int records = count_children(xmlDocGetRootElement(doc), "SalesOrder");
+    xmlFreeDoc(doc);
+    assert_int_equal(records, 2);
+}
+
+/* --------------------------------------- through the default template */
+
+typedef struct {
+    tpl_run *run;
+    tpl_result *res;
+    sage_writer *w;
+    int rejected;
+} pipe_ctx;
+
+static int to_writer(void *ctx, record *rec)
+{
+    pipe_ctx *c = ctx;
+    if (tpl_eval(c->run, rec, c->res) != 0) {
+        c->rejected++;
+        return 0;
+    }
+    sbuf err = {0};
+    int rc = sw_record(c->w, c->res, &err);
+    sbuf_free(&err);
+    return rc;
+}
+
+static void test_default_template_xml_valid_against_xsd(void **state)
+{
+    fixture *f = *state;
+    sbuf err = {0};
+    config *cfg = cfg_load(NULL, &err);
+    tpl_set *set = tpl_set_new(cfg, "xsd");
+    template *t = tpl_load(set, "templates/clarity-orders.xml", &err);
+    if (!t)
+        fail_msg("%s", sbuf_str(&err));
+    tpl_result res;
+    tpl_result_init(&res, t);
+    pipe_ctx c = {tpl_run_new(t), &res, NULL, 0};
+    c.w = sw_open(tpl_output(t), f->dir, "V", SW_CSV | SW_XML, &err);
+    assert_non_null(c.w);
+    const char *json =
+        "[{\"orderId\":\"CL-1\",\"customerId\":\"C1\",\"orderDate\":\"2026-11-01T10:00:00Z\","
+        "\"currency\":\"USD\","
+        "\"totalAmount\":\"20.00\",\"shippingAmount\":0,\"taxAmount\":0,\"shippingMethod\":"
+        "\"ground\","
+        "\"billingAddress\":{\"name\":\"R&D <Lab>\",\"street1\":\"1 \\\"A\\\" St, Apt "
+        "2\",\"city\":\"Z\\u00fcrich\",\"state\":\"ZH\",\"zipCode\":\"8000\",\"country\":\"CH\"},"
+        "\"shippingAddress\":{\"name\":\"R&D <Lab>\",\"street1\":\"1 A "
+        "St\",\"city\":\"Austin\",\"state\":\"TX\",\"zipCode\":\"78701\",\"country\":\"US\"},"
+        "\"lineItems\":[{\"sku\":\"A-1\",\"name\":\"Widget, "
+        "large\",\"quantity\":2,\"unitPrice\":\"10\",\"discount\":0,\"tax\":0}]}]";
+    cin_parser *p = cin_new(tpl_schema(set), to_writer, &c);
+    assert_int_equal(cin_feed(p, json, strlen(json)), CIN_OK);
+    assert_int_equal(cin_finish(p), CIN_OK);
+    cin_free(p);
+    assert_int_equal(c.rejected, 0);
+    assert_int_equal(sw_commit(c.w, &err), 0);
+
+    char *csv = slurp(f->dir, "SO_V_StgSalesOrder.csv", NULL);
+    assert_non_null(
+        strstr(csv, ",R&D <Lab>,\"1 \"\"A\"\" St, Apt 2\",,Z\xc3\xbcrich,ZH,CHE,8000,"));
+    free(csv);
+
+    xmlDocPtr doc = read_xml(f->dir, "SO_V.xml");
+    xmlSchemaParserCtxtPtr pc = xmlSchemaNewParserCtxt("xsd/sage500-salesorder.xsd");
+    xmlSchemaPtr schema = xmlSchemaParse(pc);
+    assert_non_null(schema);
+    xmlSchemaValidCtxtPtr vc = xmlSchemaNewValidCtxt(schema);
+    assert_int_equal(xmlSchemaValidateDoc(vc, doc), 0);
+    xmlSchemaFreeValidCtxt(vc);
+    xmlSchemaFree(schema);
+    xmlSchemaFreeParserCtxt(pc);
+    xmlFreeDoc(doc);
+
+    tpl_run_free(c.run);
+    tpl_result_free(&res);
+    tpl_set_free(set);
+    cfg_free(cfg);
+    sbuf_free(&err);
+}
+
+/* -------------------------------------------------------------- publish */
+
+static void test_publish_atomic(void **state)
+{
+    fixture *f = *state;
+    sbuf err = {0};
+    ofile *o = of_open(f->dir, "out.txt", &err);
+    assert_non_null(o);
+    assert_string_equal(of_name(o), "out.txt");
+    assert_int_equal(of_puts(o, "hello "), 0);
+    assert_int_equal(of_write(o, "world\n", 6), 0);
+    assert_int_equal(of_size(o), 12);
+    char want[128];
+    snprintf(want, sizeof want, ".out.txt.tmp-%ld", (long)getpid());
+    assert_listing(f->dir, want); /* hidden until committed */
+    char hex[65];
+    sha256_hex("hello world\n", 12, hex);
+    assert_string_equal(of_sha256(o), hex);
+    assert_int_equal(of_commit(o, &err), 0);
+    assert_listing(f->dir, "out.txt");
+    char *c = slurp(f->dir, "out.txt", NULL);
+    assert_string_equal(c, "hello world\n");
+    free(c);
+    assert_int_equal(fsync_dir(f->dir, &err), 0);
+    sbuf_free(&err);
+}
+
+static void test_publish_large_file_hash(void **state)
+{
+    fixture *f = *state;
+    sbuf err = {0};
+    ofile *o = of_open(f->dir, "big.bin", &err);
+    assert_non_null(o);
+    /* more than the internal buffer, in odd-sized pieces */
+    size_t total = 200001;
+    char *data = malloc(total);
+    for (size_t i = 0; i < total; i++)
+        data[i] = (char)('a' + (i * 7) % 26);
+    for (size_t off = 0; off < total; off += 777)
+        assert_int_equal(of_write(o, data + off, total - off < 777 ? total - off : 777), 0);
+    char hex[65];
+    sha256_hex(data, total, hex);
+    assert_int_equal(of_commit(o, &err), 0);
+    char fh[65];
+    file_sha(f->dir, "big.bin", fh);
+    assert_string_equal(fh, hex);
+    free(data);
+    sbuf_free(&err);
+}
+
+static void test_publish_abort(void **state)
+{
+    fixture *f = *state;
+    sbuf err = {0};
+    ofile *o = of_open(f->dir, "gone.txt", &err);
+    assert_non_null(o);
+    assert_int_equal(of_puts(o, "partial"), 0);
+    of_abort(o);
+    assert_listing(f->dir, "");
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/missing", f->dir);
+    assert_null(of_open(dir, "x.txt", &err));
+    assert_non_null(strstr(sbuf_str(&err), "missing/x.txt"));
+    sbuf_free(&err);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_csv_header_and_crlf),
+        T(test_csv_quoting_only_when_needed),
+        T(test_csv_no_bom),
+        T(test_done_lists_sha256_csv_then_xml),
+        T(test_done_xml_only),
+        T(test_empty_batch),
+        T(test_same_input_same_bytes),
+        T(test_abort_leaves_nothing),
+        T(test_open_in_missing_folder),
+        T(test_xml_structure_and_escaping),
+        T(test_record_without_rows_skipped),
+        T(test_default_template_xml_valid_against_xsd),
+        T(test_publish_atomic),
+        T(test_publish_large_file_hash),
+        T(test_publish_abort),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    xmlCleanupParser();
+    return rc;
+}
