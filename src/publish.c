@@ -1,7 +1,7 @@
 /*
  * publish.c - temp name, write, fsync, rename, fsync(dir).
  *
- * The temporary name starts with a dot, which every reader of our folders
+ * The temporary name (".NAME.sbtmp") starts with a dot, which every reader of our folders
  * (the spool scanner, Sage's import job patterns, SFTP listings) skips, so a
  * file is visible under its real name only when it is complete and durable.
  * The SHA-256 of the contents is computed while writing, so a .done marker
@@ -39,7 +39,7 @@ ofile *of_open(const char *dir, const char *name, sbuf *err)
 {
     ofile *f = xcalloc(1, sizeof *f);
     sbuf b = {0};
-    sbuf_printf(&b, "%s/.%s.tmp-%ld", dir, name, (long)getpid());
+    sbuf_printf(&b, "%s/.%s.sbtmp", dir, name);
     f->tmp = b.p;
     sbuf c = {0};
     sbuf_printf(&c, "%s/%s", dir, name);
@@ -155,6 +155,57 @@ int of_commit(ofile *f, sbuf *err)
     }
     of_release(f);
     return 0;
+}
+
+int of_finish(ofile *f, pub_file *out, sbuf *err)
+{
+    snprintf(out->name, sizeof out->name, "%s", f->name);
+    snprintf(out->sha256, sizeof out->sha256, "%s", of_sha256(f));
+    out->size = f->size;
+    if (!f->err && fsync(f->fd) != 0)
+        f->err = errno;
+    if (close(f->fd) != 0 && !f->err)
+        f->err = errno;
+    if (f->err) {
+        sbuf_printf(err, "%s: cannot write the output file: %s", f->final, strerror(f->err));
+        unlink(f->tmp);
+        of_release(f);
+        return -1;
+    }
+    of_release(f);
+    return 0;
+}
+
+int publish_files(const char *dir, const pub_file *files, int n, const char *done, sbuf *err)
+{
+    sbuf tmp = {0}, fin = {0}, list = {0};
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        sbuf_reset(&tmp);
+        sbuf_reset(&fin);
+        sbuf_printf(&tmp, "%s/.%s.sbtmp", dir, files[i].name);
+        sbuf_printf(&fin, "%s/%s", dir, files[i].name);
+        if (rename(tmp.p, fin.p) != 0 && (errno != ENOENT || access(fin.p, F_OK) != 0)) {
+            /* ENOENT with the final name present: renamed before a crash */
+            sbuf_printf(err, "%s: cannot publish: %s", fin.p, strerror(errno));
+            rc = -1;
+        }
+        sbuf_printf(&list, "%s  %s\n", files[i].sha256, files[i].name);
+    }
+    if (rc == 0)
+        rc = fsync_dir(dir, err);
+    if (rc == 0 && done) {
+        ofile *d = of_open(dir, done, err);
+        rc = d ? of_write(d, list.p ? list.p : "", list.len) : -1;
+        if (d)
+            rc = of_commit(d, err) || rc;
+        if (rc == 0)
+            rc = fsync_dir(dir, err);
+    }
+    sbuf_free(&tmp);
+    sbuf_free(&fin);
+    sbuf_free(&list);
+    return rc;
 }
 
 void of_abort(ofile *f)

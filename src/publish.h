@@ -15,6 +15,13 @@
 
 typedef struct ofile ofile;
 
+/* a finished file of a batch: its name in the folder, SHA-256 and size */
+typedef struct {
+    char name[256];
+    char sha256[65];
+    uint64_t size;
+} pub_file;
+
 /* of_open - start writing dir/name; NULL with err set ("DIR: cannot create …") */
 ofile *of_open(const char *dir, const char *name, sbuf *err);
 /* of_write - buffered; 0 or -1 (the error is kept and reported by of_commit) */
@@ -22,6 +29,11 @@ int of_write(ofile *f, const void *p, size_t n);
 int of_puts(ofile *f, const char *s);
 /* of_commit - flush, fsync, rename into place; frees f; -1 with err set */
 int of_commit(ofile *f, sbuf *err);
+/* of_finish - flush and fsync, keep the temporary name (publish_files renames); frees f */
+int of_finish(ofile *f, pub_file *out, sbuf *err);
+/* publish_files - rename finished files into place (those not already), fsync the folder,
+ * then write DONE listing them in sha256sum format; safe to repeat after a crash */
+int publish_files(const char *dir, const pub_file *files, int n, const char *done, sbuf *err);
 /* of_abort - remove the temporary file; frees f */
 void of_abort(ofile *f);
 const char *of_name(const ofile *f);

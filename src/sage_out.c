@@ -199,10 +199,11 @@ int sw_record(sage_writer *w, const tpl_result *res, sbuf *err)
     return 0;
 }
 
-int sw_commit(sage_writer *w, sbuf *err)
+int sw_close(sage_writer *w, pub_file *files, int *nfiles, sbuf *err)
 {
     const tpl_output_desc *o = w->o;
     int rc = 0;
+    *nfiles = 0;
     if (w->xw) {
         if (xmlTextWriterEndDocument(w->xw) < 0 || xmlTextWriterFlush(w->xw) < 0) {
             sbuf_printf(err, "%s/%s: write failed", w->dir, of_name(w->xml));
@@ -212,35 +213,37 @@ int sw_commit(sage_writer *w, sbuf *err)
         xmlFreeTextWriter(w->xw);
         w->xw = NULL;
     }
-    sbuf done = {0};
-    for (int t = 0; t < o->ntables; t++)
-        if (w->csv[t])
-            sbuf_printf(&done, "%s  %s\n", of_sha256(w->csv[t]), of_name(w->csv[t]));
-    if (w->xml)
-        sbuf_printf(&done, "%s  %s\n", of_sha256(w->xml), of_name(w->xml));
     for (int t = 0; t < o->ntables && rc == 0; t++)
-        if (w->csv[t]) {
-            rc = of_commit(w->csv[t], err);
+        if (w->csv[t] && *nfiles < SW_MAX_FILES) {
+            rc = of_finish(w->csv[t], &files[(*nfiles)++], err);
             w->csv[t] = NULL;
         }
     if (rc == 0 && w->xml) {
-        rc = of_commit(w->xml, err);
+        rc = of_finish(w->xml, &files[(*nfiles)++], err);
         w->xml = NULL;
     }
-    if (rc == 0)
-        rc = fsync_dir(w->dir, err);
-    if (rc == 0) {
-        char *name = file_name(w, ".done");
-        ofile *d = of_open(w->dir, name, err);
-        free(name);
-        rc = d ? of_write(d, done.p, done.len) : -1;
-        if (d)
-            rc = of_commit(d, err) || rc;
-        if (rc == 0)
-            rc = fsync_dir(w->dir, err);
-    }
-    sbuf_free(&done);
     sw_abort(w); /* frees what is left (nothing, on success) */
+    return rc;
+}
+
+char *sw_done_name(const tpl_output_desc *o, const char *batch)
+{
+    sbuf b = {0};
+    sbuf_printf(&b, "%s_%s.done", o->prefix, batch);
+    return b.p;
+}
+
+int sw_commit(sage_writer *w, sbuf *err)
+{
+    pub_file files[SW_MAX_FILES];
+    int n = 0;
+    char *dir = xstrdup(w->dir);
+    char *done = sw_done_name(w->o, w->batch);
+    int rc = sw_close(w, files, &n, err);
+    if (rc == 0)
+        rc = publish_files(dir, files, n, done, err);
+    free(dir);
+    free(done);
     return rc;
 }
 

@@ -5,6 +5,7 @@
 #ifndef SAGEBRIDGE_SAGE_OUT_H
 #define SAGEBRIDGE_SAGE_OUT_H
 
+#include "publish.h"
 #include "template.h"
 #include "util.h"
 
@@ -19,6 +20,12 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
 int sw_record(sage_writer *w, const tpl_result *res, sbuf *err);
 /* sw_commit - publish every file, then PREFIX_BATCH.done; frees w */
 int sw_commit(sage_writer *w, sbuf *err);
+/* sw_close - finish every file under its temporary name (the spool publishes later);
+ * files gets up to SW_MAX_FILES entries; frees w */
+#define SW_MAX_FILES 8
+int sw_close(sage_writer *w, pub_file *files, int *nfiles, sbuf *err);
+/* sw_done_name - "PREFIX_BATCH.done" (malloc'ed) */
+char *sw_done_name(const tpl_output_desc *o, const char *batch);
 /* sw_abort - remove every temporary file; frees w */
 void sw_abort(sage_writer *w);
 

@@ -148,6 +148,8 @@ struct template
     char **detect;
     int ndetect;
     int key_slot;
+    char *key_col; /* output column of the first table the key maps to */
+    int key_ci;
     let *lets;
     int nlets;
     check *checks;
@@ -183,6 +185,7 @@ struct tpl_set {
 
 struct tpl_run {
     template *t;
+    const tpl_hooks *hooks;
     uint64_t *counters;
     hset *hsets; /* per check with <unique> */
     hset *uniq;  /* per unique column */
@@ -698,6 +701,7 @@ static void tpl_free(template *t)
     free((char *)t->out.xml_record);
     free((char *)t->out.xml_ns);
     free(t->settings_section);
+    free(t->key_col);
     free(t->name);
     free(t->kind);
     free(t->path);
@@ -873,6 +877,7 @@ static int build(template *t, xmlNodePtr root)
         } else if (is(x, "key")) {
             char *p = attr(x, "path");
             t->key_slot = schema_slot(t->set->schema, REC_HEADER, p);
+            t->key_col = attr(x, "column");
             free(p);
         } else if (is(x, "settings")) {
             for (xmlNodePtr h = first_el(x); h; h = next_el(h)) {
@@ -962,6 +967,15 @@ static int build(template *t, xmlNodePtr root)
                 if (load_table(t, tb) != 0)
                     return -1;
         }
+    }
+    t->key_ci = -1;
+    if (t->key_col) {
+        for (int j = 0; t->ntables && j < t->tables[0].ncols; j++)
+            if (strcmp(t->tables[0].cols[j].name, t->key_col) == 0)
+                t->key_ci = j;
+        if (t->key_ci < 0)
+            return lerr(t, root, "<key column=\"%s\">: the first table has no such column",
+                        t->key_col);
     }
     t->descs = xcalloc((size_t)t->ntables + 1, sizeof *t->descs);
     for (int i = 0; i < t->ntables; i++)
@@ -1630,7 +1644,8 @@ static int eval(node *n, ectx *c, tval *out)
         *out = (tval){"", 0};
         return 0;
     case N_SEQUENCE: {
-        uint64_t v = ++c->run->counters[n->i2];
+        const tpl_hooks *h = c->run->hooks;
+        uint64_t v = h && h->next ? h->next(h->ctx, n->s) : ++c->run->counters[n->i2];
         char buf[64];
         int width = n->i1 - (int)strlen(n->s);
         int len = snprintf(buf, sizeof buf, "%s%0*llu", n->s, width > 0 ? width : 1,
@@ -1721,6 +1736,11 @@ tpl_run *tpl_run_new(template *t)
     return r;
 }
 
+void tpl_run_set_hooks(tpl_run *r, const tpl_hooks *h)
+{
+    r->hooks = h;
+}
+
 void tpl_run_free(tpl_run *r)
 {
     if (!r)
@@ -1804,15 +1824,17 @@ static int eval_column(ectx *c, const column *col, tval *v)
         if (!col->fallback)
             return -1;
     } else if (v->n && fit_column(c, col, v, col->fallback != NULL) == 0 &&
-               !hset_has(&c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n))) {
+               !hset_has(&c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n)) &&
+               !(c->run->hooks && c->run->hooks->used &&
+                 c->run->hooks->used(c->run->hooks->ctx, col->name, v->p, v->n))) {
         goto unique_ok;
     } else if (!col->fallback) {
         if (!v->n)
             return efail(c, NULL, "MISSING_FIELD", "%s is empty", col->name);
         if (c->code && strcmp(c->code, "TOO_LONG") == 0)
             return -1; /* set by fit_column */
-        return efail(c, NULL, "DUPLICATE_KEY", "%s %.*s is already used in this file", col->name,
-                     (int)v->n, v->p);
+        return efail(c, NULL, "DUPLICATE_KEY", "%s %.*s is already used by an earlier record",
+                     col->name, (int)v->n, v->p);
     }
     if (eval(col->fallback, c, v) != 0)
         return -1;
@@ -1887,6 +1909,7 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
         }
         res->nrows[ti] = nrows;
     }
+    res->key_ref = t->key_ci >= 0 && res->nrows[0] ? res->rows[0][t->key_ci] : (tval){"", 0};
     c.item = 0;
     res->currency = (tval){"", 0};
     if (t->currency) {

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "record.h"
@@ -54,6 +55,7 @@ typedef struct {
     tpl_issue *errors, *warnings;
     size_t nerrors, nwarnings, cap_err, cap_warn;
     tval key;      /* business key (e.g. orderId), may be empty */
+    tval key_ref;  /* the output value the key maps to (<key column=…>, e.g. TranNo) */
     tval currency; /* of the control totals */
     tval *totals;  /* one value per tpl_output_desc.total_names */
 } tpl_result;
@@ -85,7 +87,17 @@ const char *tpl_path(const template *t);
 const char *tpl_sha256(const template *t); /* hex of the file's bytes */
 const tpl_output_desc *tpl_output(const template *t);
 
+/* tpl_hooks - what lies outside one file: values already used by earlier
+ * batches (unique="file" columns) and sequences that continue across runs.
+ * The spool backs them with the ledger; convert leaves them NULL. */
+typedef struct {
+    int (*used)(void *ctx, const char *column, const char *v, size_t n);
+    uint64_t (*next)(void *ctx, const char *prefix);
+    void *ctx;
+} tpl_hooks;
+
 tpl_run *tpl_run_new(template *t);
+void tpl_run_set_hooks(tpl_run *r, const tpl_hooks *h);
 void tpl_run_free(tpl_run *r);
 /* tpl_eval - map one record; 0 = rows ready, 1 = rejected (errors[0] says why) */
 int tpl_eval(tpl_run *r, const record *rec, tpl_result *res);

@@ -570,7 +570,7 @@ static void test_publish_atomic(void **state)
     assert_int_equal(of_write(o, "world\n", 6), 0);
     assert_int_equal(of_size(o), 12);
     char want[128];
-    snprintf(want, sizeof want, ".out.txt.tmp-%ld", (long)getpid());
+    snprintf(want, sizeof want, ".out.txt.sbtmp");
     assert_listing(f->dir, want); /* hidden until committed */
     char hex[65];
     sha256_hex("hello world\n", 12, hex);
