@@ -32,7 +32,8 @@
 
 typedef struct {
     const convert_opts *o;
-    const char *path;
+    const char *path; /* for messages */
+    const char *file; /* to read */
     char *batch;
     cin_parser *cin;
     template *t;
@@ -102,6 +103,8 @@ static int choose_template(job *j)
     }
     j->st.template_name = tpl_name(j->t);
     j->run = tpl_run_new(j->t);
+    tpl_run_set_hooks(j->run, j->o->hooks);
+    j->st.tmpl = j->t;
     tpl_result_init(&j->res, j->t);
     if (j->o->outdir) {
         j->w = sw_open(tpl_output(j->t), j->o->outdir, j->batch, j->o->formats, &j->err);
@@ -132,11 +135,9 @@ static void gen_ki(yajl_gen g, const char *k, uint64_t v)
 }
 
 /* add_reject - one object in B.rejects.json and a line on stderr */
-static int add_reject(job *j, const record *rec)
+static int add_reject(job *j, const record *rec, const tpl_issue *e)
 {
-    const tpl_issue *e = &j->res.errors[0];
-    j->st.rejected++;
-    if (j->st.rejected <= SHOW_MAX)
+    if (j->st.rejected + j->st.duplicates <= SHOW_MAX)
         fprintf(stderr, "sagebridge: %s: record %llu (line %llu%s%.*s) rejected: %s%s%s: %s\n",
                 j->path, (unsigned long long)rec->index, (unsigned long long)rec->line,
                 j->res.key.n ? ", key " : "", (int)j->res.key.n, j->res.key.p, e->field,
@@ -145,8 +146,11 @@ static int add_reject(job *j, const record *rec)
         return 0;
     if (!j->rejects) {
         sbuf name = {0};
-        sbuf_printf(&name, "%s.rejects.json", j->batch);
-        j->rejects = of_open(j->o->outdir, name.p, &j->err);
+        if (j->o->rejects_name)
+            sbuf_adds(&name, j->o->rejects_name);
+        else
+            sbuf_printf(&name, "%s.rejects.json", j->batch);
+        j->rejects = of_open(j->o->rejects_dir ? j->o->rejects_dir : j->o->outdir, name.p, &j->err);
         sbuf_free(&name);
         if (!j->rejects)
             return -1;
@@ -183,6 +187,37 @@ static void show_warnings(job *j, const record *rec)
     }
 }
 
+/* add_totals - the record's control totals into its currency's sums */
+static void add_totals(job *j)
+{
+    const tpl_output_desc *o = tpl_output(j->t);
+    conv_totals *c = NULL;
+    char cur[8];
+    snprintf(cur, sizeof cur, "%.*s", (int)(j->res.currency.n < 7 ? j->res.currency.n : 7),
+             j->res.currency.p);
+    for (int i = 0; i < j->st.ncur && !c; i++)
+        if (strcmp(j->st.cur[i].currency, cur) == 0)
+            c = &j->st.cur[i];
+    if (!c) {
+        if (j->st.ncur == CONV_MAX_CURRENCIES)
+            c = &j->st.cur[CONV_MAX_CURRENCIES - 1]; /* more currencies than any shop: lumped */
+        else {
+            c = &j->st.cur[j->st.ncur++];
+            memset(c, 0, sizeof *c);
+            snprintf(c->currency, sizeof c->currency, "%s", cur);
+        }
+    }
+    c->orders++;
+    for (int t = 0; t < o->ntables; t++)
+        if (o->tables[t].per_item)
+            c->lines += j->res.nrows[t];
+    for (int i = 0; i < o->ntotals && i < CONV_MAX_TOTALS; i++) {
+        decimal d;
+        if (j->res.totals[i].n && dec_parse(j->res.totals[i].p, j->res.totals[i].n, &d) == DEC_OK)
+            dec_add(c->sums[i], d, &c->sums[i]);
+    }
+}
+
 /* on_record - called by the reader for every complete record */
 static int on_record(void *ctx, record *rec)
 {
@@ -192,13 +227,34 @@ static int on_record(void *ctx, record *rec)
     j->st.records++;
     int rc = tpl_eval(j->run, rec, &j->res);
     if (rc != 0) {
-        if (add_reject(j, rec) != 0) {
+        j->st.rejected++;
+        if (add_reject(j, rec, &j->res.errors[0]) != 0) {
             fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
             j->status = 73;
             return -1;
         }
         return 0;
     }
+    if (j->o->accept) {
+        sbuf why = {0};
+        int a = j->o->accept(j->o->accept_ctx, j->t, &j->res, &why);
+        if (a != 0) {
+            tpl_issue dup = {"", "DUPLICATE_PUBLISHED", sbuf_str(&why)};
+            if (a > 0) {
+                j->st.duplicates++;
+                a = add_reject(j, rec, &dup);
+            }
+            sbuf_free(&why);
+            if (a != 0) {
+                fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
+                j->status = 74;
+                return -1;
+            }
+            return 0;
+        }
+        sbuf_free(&why);
+    }
+    add_totals(j);
     show_warnings(j, rec);
     if (j->w && sw_record(j->w, &j->res, &j->err) != 0) {
         fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
@@ -243,7 +299,8 @@ static int finish(job *j)
         }
     }
     if (j->w) {
-        int rc = sw_commit(j->w, &j->err);
+        int rc = j->o->stage ? sw_close(j->w, j->st.files, &j->st.nfiles, &j->err)
+                             : sw_commit(j->w, &j->err);
         j->w = NULL;
         if (rc != 0) {
             fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
@@ -254,11 +311,12 @@ static int finish(job *j)
         of_puts(j->rejects, "\n]\n");
         int rc = of_commit(j->rejects, &j->err);
         j->rejects = NULL;
+        j->st.rejects_written = rc == 0;
         if (rc != 0) {
             fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
             return 73;
         }
-    } else if (j->o->outdir) {
+    } else if (j->o->outdir && !j->o->rejects_name) {
         /* a rejects file left by an earlier run of the same input is no longer true */
         sbuf name = {0};
         sbuf_printf(&name, "%s/%s.rejects.json", j->o->outdir, j->batch);
@@ -268,17 +326,22 @@ static int finish(job *j)
     if (j->st.warnings > SHOW_MAX)
         fprintf(stderr, "sagebridge: %s: … and %llu more warnings\n", j->path,
                 (unsigned long long)(j->st.warnings - SHOW_MAX));
+    if (j->st.duplicates)
+        fprintf(stderr, "sagebridge: %s: %llu records were published before and are left out\n",
+                j->path, (unsigned long long)j->st.duplicates);
     if (j->st.rejected) {
         if (j->st.rejected > SHOW_MAX)
             fprintf(stderr, "sagebridge: %s: … and %llu more rejected records\n", j->path,
                     (unsigned long long)(j->st.rejected - SHOW_MAX));
         if (j->o->outdir)
             fprintf(stderr,
-                    "sagebridge: %s: %llu of %llu records rejected, listed in %s/%s.rejects.json; "
+                    "sagebridge: %s: %llu of %llu records rejected, listed in %s/%s%s; "
                     "the other records were written; fix the rejected ones at the source and "
                     "convert them again\n",
                     j->path, (unsigned long long)j->st.rejected, (unsigned long long)j->st.records,
-                    j->o->outdir, j->batch);
+                    j->o->rejects_dir ? j->o->rejects_dir : j->o->outdir,
+                    j->o->rejects_name ? j->o->rejects_name : j->batch,
+                    j->o->rejects_name ? "" : ".rejects.json");
         else
             fprintf(stderr, "sagebridge: %s: %llu of %llu records would be rejected\n", j->path,
                     (unsigned long long)j->st.rejected, (unsigned long long)j->st.records);
@@ -289,10 +352,10 @@ static int finish(job *j)
 
 int convert_file(const convert_opts *o, const char *path, convert_stats *st)
 {
-    job j = {.o = o, .path = path};
+    job j = {.o = o, .path = o->display_name ? o->display_name : path, .file = path};
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        fprintf(stderr, "sagebridge: %s: cannot open the input: %s\n", path, strerror(errno));
+        fprintf(stderr, "sagebridge: %s: cannot open the input: %s\n", j.path, strerror(errno));
         return errno == ENOENT ? 66 : 74;
     }
     struct stat sb;
@@ -301,7 +364,7 @@ int convert_file(const convert_opts *o, const char *path, convert_stats *st)
         close(fd);
         return 66;
     }
-    j.batch = o->batch ? xstrdup(o->batch) : base_name(path);
+    j.batch = o->batch ? xstrdup(o->batch) : base_name(j.path);
     j.gen = yajl_gen_alloc(NULL);
     j.cin = cin_new(tpl_schema(o->templates), on_record, &j);
     char *buf = xmalloc(READ_CHUNK);
@@ -334,16 +397,76 @@ int convert_file(const convert_opts *o, const char *path, convert_stats *st)
     } else if (cs != CIN_OK) {
         const char *what = cs == CIN_TRUNCATED ? "the file ends too early (truncated)"
                                                : "the file is not valid Clarity JSON";
-        fprintf(stderr,
-                "sagebridge: %s: byte %llu: %s: %s; nothing was written, fix or re-export the "
-                "file\n",
-                path, (unsigned long long)cin_error_offset(j.cin), what, cin_message(j.cin));
+        snprintf(j.st.cin_msg, sizeof j.st.cin_msg, "byte %llu: %s: %s",
+                 (unsigned long long)cin_error_offset(j.cin), what, cin_message(j.cin));
+        j.st.cin_offset = cin_error_offset(j.cin);
+        if (!o->stage) /* the spool decides whether a truncated file is final */
+            fprintf(stderr, "sagebridge: %s: %s; nothing was written, fix or re-export the file\n",
+                    j.path, j.st.cin_msg);
         rc = 65;
     } else {
         rc = finish(&j);
     }
+    j.st.cin = cs;
     if (st)
         *st = j.st;
     job_cleanup(&j, 1); /* after finish() nothing is left to abort */
     return rc;
+}
+
+typedef struct {
+    tpl_set *s;
+    const char *name;
+    const char *path;
+    cin_parser *cin;
+    const template *t;
+    int done;
+} sniff;
+
+static int sniff_record(void *ctx, record *rec)
+{
+    (void)rec;
+    sniff *sn = ctx;
+    const char *kind = cin_wrapper_kind(sn->cin);
+    if (!kind)
+        kind = kind_from_name(sn->path);
+    sn->t = sn->name ? tpl_find(sn->s, sn->name) : tpl_detect(sn->s, kind, has_key, sn->cin);
+    sn->done = 1;
+    return 1; /* stop: one record is enough */
+}
+
+const template *convert_sniff(tpl_set *s, const char *template_name, const char *path, sbuf *err)
+{
+    sniff sn = {.s = s, .name = template_name, .path = path};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        sbuf_printf(err, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    sn.cin = cin_new(tpl_schema(s), sniff_record, &sn);
+    char buf[65536];
+    ssize_t n;
+    cin_status cs = CIN_OK;
+    while (!sn.done && (n = read(fd, buf, sizeof buf)) > 0)
+        if ((cs = cin_feed(sn.cin, buf, (size_t)n)) != CIN_OK)
+            break;
+    if (!sn.done && cs == CIN_OK)
+        cs = cin_finish(sn.cin);
+    if (!sn.done) {
+        /* no record at all: the wrapper or the name may still say the kind */
+        const char *kind = cin_wrapper_kind(sn.cin);
+        if (!kind)
+            kind = kind_from_name(path);
+        if (cs == CIN_OK && (template_name || kind))
+            sn.t =
+                template_name ? tpl_find(s, template_name) : tpl_detect(s, kind, has_key, sn.cin);
+        else if (cs != CIN_OK)
+            sbuf_printf(err, "byte %llu: %s", (unsigned long long)cin_error_offset(sn.cin),
+                        cin_message(sn.cin));
+    }
+    if (!sn.t && !err->len)
+        sbuf_printf(err, "no template recognises these records");
+    cin_free(sn.cin);
+    close(fd);
+    return sn.t;
 }

@@ -263,12 +263,27 @@ int ledger_batch_get(ledger *l, const char *id, batch_row *b)
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : fail(l);
 }
 
+int ledger_batch_by_input(ledger *l, const char *name, batch_row *b)
+{
+    sqlite3_stmt *st = prep(l, "SELECT " BATCH_COLS " FROM batches WHERE input_name = ? AND state "
+                               "IN ('converted','published','archived') ORDER BY claimed_at DESC, "
+                               "id DESC LIMIT 1");
+    if (!st)
+        return -1;
+    bind_text(st, 1, name);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_batch(st, b);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : fail(l);
+}
+
 void batch_row_free(batch_row *b)
 {
-    char **f[] = {&b->id,      &b->kind,    &b->input_name,      &b->input_sha256,
+    char **f[] = {&b->id,      &b->kind,       &b->input_name,   &b->input_sha256,
                   &b->state,   &b->claimed_at, &b->updated_at,   &b->tmpl,
-                  &b->outputs, &b->totals,  &b->archive,         &b->manifest_sha256,
-                  &b->prev,    &b->error,   &b->duplicate_of,    &b->out_dir};
+                  &b->outputs, &b->totals,     &b->archive,      &b->manifest_sha256,
+                  &b->prev,    &b->error,      &b->duplicate_of, &b->out_dir};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
         free(*f[i]);
         *f[i] = NULL;

@@ -21,8 +21,8 @@ typedef struct ledger ledger;
 /* batch states, in the order a batch passes through them */
 #define B_CONVERTED "converted" /* outputs complete under temporary names */
 #define B_PUBLISHED "published" /* outputs renamed into place, .done written */
-#define B_ARCHIVED "archived"   /* archive written and chained: the batch is done */
-#define B_REJECTED "rejected"   /* input moved to error/ */
+#define B_ARCHIVED  "archived"  /* archive written and chained: the batch is done */
+#define B_REJECTED  "rejected"  /* input moved to error/ */
 #define B_DUPLICATE "duplicate" /* same content as an earlier batch: archived, not published */
 
 typedef struct {
@@ -37,7 +37,7 @@ ledger *ledger_open(const char *path, sbuf *err);
 void ledger_close(ledger *l);
 const char *ledger_error(ledger *l);
 
-int ledger_begin(ledger *l);  /* BEGIN IMMEDIATE: the spool's write lock */
+int ledger_begin(ledger *l); /* BEGIN IMMEDIATE: the spool's write lock */
 int ledger_commit(ledger *l);
 void ledger_rollback(ledger *l);
 
@@ -51,6 +51,8 @@ int ledger_batch_get(ledger *l, const char *id, batch_row *b); /* 0 found, 1 abs
 void batch_row_free(batch_row *b);
 /* ledger_unfinished - ids of batches converted or published but not archived */
 int ledger_unfinished(ledger *l, char ***ids, int *n);
+/* ledger_batch_by_input - newest batch of an input name in one of the states "a,b" */
+int ledger_batch_by_input(ledger *l, const char *name, batch_row *b);
 int ledger_last_batches(ledger *l, int limit, batch_row **rows, int *n);
 
 /* business keys: 0 inserted, 1 already there (published before), -1 error */

@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <libxml/parser.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "convert.h"
 #include "paths.h"
 #include "sage_out.h"
+#include "spool.h"
 #include "template.h"
 #include "validate.h"
 #include "version.h"
@@ -28,6 +30,19 @@ static const char usage_text[] =
     "Converts Clarity eCommerce JSON exports into Sage 500 ERP import files.\n"
     "\n"
     "Commands:\n"
+    "  init [DIR]\n"
+    "        create a spool (default ./spool) and, unless one exists, a commented\n"
+    "        sagebridge.conf in it (or at -c FILE) pointing at it\n"
+    "  run [--once]\n"
+    "        process the spool: take complete files from in/clarity/, publish Sage\n"
+    "        import files to out/sage/ (exactly once, .done last), archive each\n"
+    "        batch, send bad input to error/; --once: what waits now, then exit;\n"
+    "        without it, watch until SIGTERM/SIGINT (SIGHUP reloads the config)\n"
+    "  status [--json]\n"
+    "        files waiting per folder and their age, last batches, ledger size\n"
+    "  hold NAME | release NAME | requeue NAME\n"
+    "        move a waiting file to hold/, back from hold/, or a rejected file\n"
+    "        from error/ back to its inbound folder (after fixing the cause)\n"
     "  convert FILE... [-o DIR] [--format csv|xml|both] [--template NAME]\n"
     "        convert Clarity exports (JSON array, NDJSON or {\"orders\":[...]}) into\n"
     "        Sage 500 staging files in DIR (default: the current folder):\n"
@@ -45,12 +60,13 @@ static const char usage_text[] =
     "  --version   the version\n"
     "\n"
     "Exit status: 0 all good; 64 usage; 65 input rejected (in part or whole);\n"
-    "66 input missing; 73 cannot create output; 74 I/O error; 78 configuration\n"
-    "or template error.\n"
+    "66 input missing (or no spool); 73 cannot create output; 74 I/O error;\n"
+    "78 configuration or template error.\n"
     "\n"
-    "Settings come from sagebridge.conf ([sage] timezone, default_cust_id,\n"
-    "default_warehouse; [paths] templates, xsd) or SAGEBRIDGE_SECTION_KEY\n"
-    "environment variables.  Mappings live in templates/, see templates/README.md.\n";
+    "Settings come from sagebridge.conf (see the one `init` writes: [spool] dir,\n"
+    "settle_ms, …; [sage] timezone, default_cust_id, default_warehouse; [paths]\n"
+    "templates, xsd) or SAGEBRIDGE_SECTION_KEY environment variables.  Mappings\n"
+    "live in templates/, see templates/README.md.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -171,8 +187,65 @@ static int cmd_validate(const config *cfg, int argc, char **argv)
     return worst;
 }
 
-static const char *const later[] = {"init",   "run",  "deliver", "status",  "archive", "ledger",
-                                    "replay", "hold", "release", "requeue", "map"};
+static const char *const later[] = {"deliver", "archive", "ledger", "replay", "map"};
+
+/* open_spool - the spool named by the configuration */
+static spool *open_spool(const char *cfgpath, config *cfg, int *rc)
+{
+    sbuf err = {0};
+    spool *s = spool_open(cfgpath ? cfgpath : cfg_path(cfg), cfg, &err, rc);
+    if (!s)
+        fprintf(stderr, "sagebridge: %s\n", sbuf_str(&err));
+    sbuf_free(&err);
+    return s;
+}
+
+/* cmd_spool - run, status, hold, release, requeue */
+static int cmd_spool(const char *cfgpath, config *cfg, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    int rc = EX_OK;
+    if (strcmp(cmd, "run") == 0) {
+        bool once = false;
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--once") == 0)
+                once = true;
+            else {
+                cfg_free(cfg);
+                return usage_error("run: unknown argument %s", argv[i]);
+            }
+        }
+        spool *s = open_spool(cfgpath, cfg, &rc);
+        if (!s)
+            return rc;
+        rc = spool_run(s, once);
+        spool_close(s);
+        return rc;
+    }
+    if (strcmp(cmd, "status") == 0) {
+        bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+        if (argc > 2 || (argc == 2 && !json)) {
+            cfg_free(cfg);
+            return usage_error("status takes only --json%s", "");
+        }
+        spool *s = open_spool(cfgpath, cfg, &rc);
+        if (!s)
+            return rc;
+        rc = spool_status(s, json);
+        spool_close(s);
+        return rc;
+    }
+    if (argc != 2) {
+        cfg_free(cfg);
+        return usage_error("%s needs exactly one NAME", cmd);
+    }
+    spool *s = open_spool(cfgpath, cfg, &rc);
+    if (!s)
+        return rc;
+    rc = spool_move(s, cmd, argv[1]);
+    spool_close(s);
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
@@ -204,7 +277,19 @@ int main(int argc, char **argv)
     if (i >= argc)
         return usage_error("no command given%s", "");
     const char *cmd = argv[i];
-    int known = strcmp(cmd, "convert") == 0 || strcmp(cmd, "validate") == 0;
+    if (strcmp(cmd, "init") == 0) {
+        if (argc - i > 2)
+            return usage_error("init takes one DIR at most%s", "");
+        sbuf err = {0};
+        int rc = spool_init(argc - i == 2 ? argv[i + 1] : "spool", cfgpath, &err);
+        if (rc)
+            fprintf(stderr, "sagebridge: %s\n", sbuf_str(&err));
+        sbuf_free(&err);
+        return rc;
+    }
+    int is_spool = !strcmp(cmd, "run") || !strcmp(cmd, "status") || !strcmp(cmd, "hold") ||
+                   !strcmp(cmd, "release") || !strcmp(cmd, "requeue");
+    int known = is_spool || strcmp(cmd, "convert") == 0 || strcmp(cmd, "validate") == 0;
     if (!known) {
         for (size_t k = 0; k < sizeof later / sizeof *later; k++)
             if (strcmp(cmd, later[k]) == 0)
@@ -220,6 +305,11 @@ int main(int argc, char **argv)
     }
     sbuf_free(&err);
     LIBXML_TEST_VERSION
+    if (is_spool) {
+        int rc = cmd_spool(cfgpath, cfg, argc - i, argv + i); /* the spool owns cfg */
+        xmlCleanupParser();
+        return rc;
+    }
     int rc = strcmp(cmd, "convert") == 0 ? cmd_convert(cfg, argc - i, argv + i)
                                          : cmd_validate(cfg, argc - i, argv + i);
     cfg_free(cfg);

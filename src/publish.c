@@ -176,36 +176,48 @@ int of_finish(ofile *f, pub_file *out, sbuf *err)
     return 0;
 }
 
-int publish_files(const char *dir, const pub_file *files, int n, const char *done, sbuf *err)
+int publish_rename(const char *dir, const char *name, sbuf *err)
 {
-    sbuf tmp = {0}, fin = {0}, list = {0};
+    sbuf tmp = {0}, fin = {0};
+    sbuf_printf(&tmp, "%s/.%s.sbtmp", dir, name);
+    sbuf_printf(&fin, "%s/%s", dir, name);
     int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        sbuf_reset(&tmp);
-        sbuf_reset(&fin);
-        sbuf_printf(&tmp, "%s/.%s.sbtmp", dir, files[i].name);
-        sbuf_printf(&fin, "%s/%s", dir, files[i].name);
-        if (rename(tmp.p, fin.p) != 0 && (errno != ENOENT || access(fin.p, F_OK) != 0)) {
-            /* ENOENT with the final name present: renamed before a crash */
+    if (rename(tmp.p, fin.p) != 0) {
+        if (errno != ENOENT) {
             sbuf_printf(err, "%s: cannot publish: %s", fin.p, strerror(errno));
             rc = -1;
+        } else if (access(fin.p, F_OK) != 0) {
+            rc = 1; /* neither: published before a crash and already taken by Sage */
         }
-        sbuf_printf(&list, "%s  %s\n", files[i].sha256, files[i].name);
-    }
-    if (rc == 0)
-        rc = fsync_dir(dir, err);
-    if (rc == 0 && done) {
-        ofile *d = of_open(dir, done, err);
-        rc = d ? of_write(d, list.p ? list.p : "", list.len) : -1;
-        if (d)
-            rc = of_commit(d, err) || rc;
-        if (rc == 0)
-            rc = fsync_dir(dir, err);
     }
     sbuf_free(&tmp);
     sbuf_free(&fin);
+    return rc;
+}
+
+int publish_done(const char *dir, const pub_file *files, int n, const char *done, sbuf *err)
+{
+    sbuf list = {0};
+    for (int i = 0; i < n; i++)
+        sbuf_printf(&list, "%s  %s\n", files[i].sha256, files[i].name);
+    ofile *d = of_open(dir, done, err);
+    int rc = d ? of_write(d, list.p ? list.p : "", list.len) : -1;
+    if (d)
+        rc = of_commit(d, err) || rc;
+    if (rc == 0)
+        rc = fsync_dir(dir, err);
     sbuf_free(&list);
     return rc;
+}
+
+int publish_files(const char *dir, const pub_file *files, int n, const char *done, sbuf *err)
+{
+    for (int i = 0; i < n; i++)
+        if (publish_rename(dir, files[i].name, err) < 0)
+            return -1;
+    if (fsync_dir(dir, err) != 0)
+        return -1;
+    return done ? publish_done(dir, files, n, done, err) : 0;
 }
 
 void of_abort(ofile *f)

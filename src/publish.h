@@ -34,6 +34,10 @@ int of_finish(ofile *f, pub_file *out, sbuf *err);
 /* publish_files - rename finished files into place (those not already), fsync the folder,
  * then write DONE listing them in sha256sum format; safe to repeat after a crash */
 int publish_files(const char *dir, const pub_file *files, int n, const char *done, sbuf *err);
+/* publish_rename - ".NAME.sbtmp" -> "NAME"; 1 when neither exists (taken away already) */
+int publish_rename(const char *dir, const char *name, sbuf *err);
+/* publish_done - write DONE (sha256sum format) for files, then fsync the folder */
+int publish_done(const char *dir, const pub_file *files, int n, const char *done, sbuf *err);
 /* of_abort - remove the temporary file; frees f */
 void of_abort(ofile *f);
 const char *of_name(const ofile *f);
