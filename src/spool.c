@@ -1874,6 +1874,7 @@ int spool_status(spool *s, bool json)
             gen_ki(g, "rejected", rows[i].rejected);
             gen_ki(g, "duplicate", rows[i].duplicate);
             gen_kv(g, "error", rows[i].error);
+            gen_kv(g, "duplicate_of", rows[i].duplicate_of);
             yajl_gen_map_close(g);
         }
         yajl_gen_array_close(g);
@@ -1900,12 +1901,17 @@ int spool_status(spool *s, bool json)
         if (!nrows)
             printf("  (none yet)\n");
         for (int i = 0; i < nrows; i++)
-            printf("  %-40s %-9s %s  %s: %lld in, %lld published, %lld rejected, %lld "
-                   "duplicate%s%s\n",
-                   rows[i].id, rows[i].state, rows[i].updated_at ? rows[i].updated_at : "",
-                   rows[i].input_name, (long long)rows[i].records, (long long)rows[i].published,
-                   (long long)rows[i].rejected, (long long)rows[i].duplicate,
-                   rows[i].error ? "; " : "", rows[i].error ? rows[i].error : "");
+            if (rows[i].duplicate_of)
+                printf("  %-40s %-9s %s  %s: same content as %s, not published again\n", rows[i].id,
+                       rows[i].state, rows[i].updated_at ? rows[i].updated_at : "",
+                       rows[i].input_name, rows[i].duplicate_of);
+            else
+                printf("  %-40s %-9s %s  %s: %lld in, %lld published, %lld rejected, %lld "
+                       "duplicate%s%s\n",
+                       rows[i].id, rows[i].state, rows[i].updated_at ? rows[i].updated_at : "",
+                       rows[i].input_name, (long long)rows[i].records, (long long)rows[i].published,
+                       (long long)rows[i].rejected, (long long)rows[i].duplicate,
+                       rows[i].error ? "; " : "", rows[i].error ? rows[i].error : "");
         printf("\nledger %lld bytes, %lld batches\n", dbsize, nb);
         if (q[6].count)
             printf("\n%d file(s) in error/: each has NAME.error.json beside it; fix, then "

@@ -1,20 +1,24 @@
 #!/bin/sh
-# make-run.sh - what `make run` does: convert the examples into the spool's
-# Sage outbound folder and show what came out.  (The spool issue turns this
-# into init + copy into in/clarity/ + `sagebridge run --once`.)
+# make-run.sh - what `make run` does (SPEC §9): create spool/ if needed, drop the
+# examples into its inbound folder, run `sagebridge run --once`, show the result.
 set -u
 cd "$(dirname "$0")/.." || exit 1
-out=spool/out/sage
-mkdir -p "$out"
-rc=0
+conf=spool/sagebridge.conf
+if [ ! -f "$conf" ]; then
+    ./sagebridge init spool || exit $?
+fi
+# cp -p keeps the examples' old mtimes: complete files, taken without waiting to settle
 for f in examples/*.json examples/*.ndjson; do
-    [ -e "$f" ] || continue
-    echo "sagebridge convert $f -o $out"
-    ./sagebridge convert "$f" -o "$out" || rc=$?
+    [ -e "$f" ] && cp -p "$f" spool/in/clarity/
 done
+echo "dropped the examples into spool/in/clarity/; running: ./sagebridge -c $conf run --once"
+./sagebridge -c "$conf" run --once
+rc=$?
 echo
-echo "Produced in $out/:"
-ls -l "$out" | sed 1d
+./sagebridge -c "$conf" status
 echo
-echo "Check a batch:  (cd $out && sha256sum -c SO_orders-2026-11-01.done)"
+echo "Sage import files are in spool/out/sage/ (each batch ends with its .done marker),"
+echo "archives in spool/archive/. Run 'make run' again: the same files are recognised as"
+echo "duplicates and nothing is published twice. Watch the spool with:"
+echo "  ./sagebridge -c $conf run"
 exit $rc
