@@ -62,7 +62,8 @@ ledger *ledger_open(const char *path, sbuf *err)
         ledger_close(l);
         return NULL;
     }
-    sqlite3_busy_timeout(l->db, 60000);
+    /* another instance may hold the write lock for a whole conversion: wait for it */
+    sqlite3_busy_timeout(l->db, 600000);
     char *msg = NULL;
     if (sqlite3_exec(l->db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",

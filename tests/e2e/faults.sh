@@ -1,0 +1,266 @@
+# faults.sh - fault injection against the real binary (SPEC §3 rules 1, 2, 4; §7).
+#
+# Crashes at every step of a batch (SAGEBRIDGE_CRASH_AT), kill -9 at random
+# instants, two instances on one spool, SIGTERM while a batch is in hand, a
+# slow uploader, a full disk.  After each recovery the same invariants are
+# checked (tests/data/faults/invariants.py): work/ empty, no temp left, every
+# .done verifies, nothing doubled, nothing lost, every input archived exactly
+# once, one manifest chain ending at archive/CHAIN, the ledger (via status)
+# says archived.
+. "$TOP/tests/lib/testlib.sh"
+EX=$TOP/examples
+GEN=$TOP/bench/gen-orders.py
+INV=$TOP/tests/data/faults/invariants.py
+SEED=${FAULTS_SEED:-$$}
+RANDOM=$SEED
+echo "faults: random seed $SEED (FAULTS_SEED=$SEED to repeat the kill instants)"
+
+BG=()     # every process started in the background
+MOUNTS=() # every tmpfs mounted
+cleanup_all() {
+    local p m
+    for p in "${BG[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
+}
+trap cleanup_all EXIT
+trap 'exit 1' INT TERM
+
+# check_invariants SPOOL EXPECTED_DIR LABEL [--allow-in] [--allow-error] [--no-order] [--states S]
+check_invariants() {
+    local spool=$1 exp=$2 label=$3
+    shift 3
+    python3 "$INV" "$SB" "$spool" "$exp" "$label" "$@"
+}
+
+# fresh NAME : a new spool in $WORK/NAME, its config in $CONF
+fresh() {
+    SPOOL=$WORK/$1
+    rm -rf "$SPOOL"
+    "$SB" init "$SPOOL" >/dev/null 2>&1
+    CONF=$SPOOL/sagebridge.conf
+    LOG=$WORK/$1.log
+}
+
+# sb ARGS... : sagebridge on the current spool, status in $rc, logs appended to $LOG
+sb() {
+    "$SB" -c "$CONF" "$@" >>"$LOG" 2>&1
+    rc=$?
+}
+
+# wait_pid PID SECONDS : wait for a background process; status in $wrc (999: had to be killed)
+wait_pid() {
+    local pid=$1 end=$((SECONDS + $2))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt "$end" ]; do sleep 0.05; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        wrc=999
+    else
+        wait "$pid"
+        wrc=$?
+    fi
+}
+
+# wait_for SECONDS CMD... : poll until CMD is true; false on time-out
+wait_for() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ $SECONDS -ge "$end" ] && return 1
+        sleep 0.02
+    done
+}
+
+# snapshot SPOOL : what a repeated run must not change (out/sage, archive, error, work, in)
+snapshot() {
+    (cd "$1" && find in work out error archive -type f ! -name '.gitkeep' -print0 | sort -z |
+        xargs -0 -r sha256sum)
+}
+
+# distinct_inputs DIR N SIZE : N generated exports with distinct content and distinct orderIds
+distinct_inputs() {
+    local dir=$1 n=$2 size=$3 k
+    mkdir -p "$dir"
+    for ((k = 1; k <= n; k++)); do
+        python3 "$GEN" "$size" "$dir/tmp.json" --seed $((7000 + k)) $([ $((k % 2)) = 0 ] && echo --shape ndjson)
+        local ext=json
+        [ $((k % 2)) = 0 ] && ext=ndjson
+        # orderIds are CL-<1000000+i> in every file: give each file its own range
+        sed "s/\"CL-1/\"CL-$((k + 1))/g" "$dir/tmp.json" >"$dir/orders-$(printf %02d "$k").$ext"
+        rm -f "$dir/tmp.json"
+    done
+}
+
+export SAGEBRIDGE_SPOOL_SETTLE_MS=0
+mkdir -p "$WORK/exp-examples"
+cp "$EX"/*.json "$EX"/*.ndjson "$WORK/exp-examples/"
+
+# ------------------------------------------------------------------------
+# 1. a crash at every step of a batch, then a restart (and one more)
+for point in after-claim after-convert after-converted after-link after-rename-1 after-rename-2 \
+    after-rename-3 after-done after-published after-archive-written after-archived \
+    after-cleanup-input; do
+    fresh "crash-$point"
+    cp "$WORK/exp-examples"/* "$SPOOL/in/clarity/"
+    SAGEBRIDGE_CRASH_AT=$point sb run --once
+    expect "faults: crash $point: the process dies by SIGKILL (exit 137, got $rc)" [ "$rc" = 137 ]
+    sb run --once
+    r2=$rc
+    snapshot "$SPOOL" >"$WORK/snap1"
+    sb run --once
+    r3=$rc
+    snapshot "$SPOOL" >"$WORK/snap2"
+    expect "faults: crash $point: the restart exits 0 (got $r2, then $r3)" [ "$r2" = 0 -a "$r3" = 0 ]
+    if cmp -s "$WORK/snap1" "$WORK/snap2"; then
+        pass "faults: crash $point: a third run changes nothing"
+    else
+        fail "faults: crash $point: a third run changes nothing" "$(diff "$WORK/snap1" "$WORK/snap2" | head -5 | tr '\n' ' ')"
+    fi
+    check_invariants "$SPOOL" "$WORK/exp-examples" "crash $point"
+done
+
+# ------------------------------------------------------------------------
+# 2. kill -9 at random instants of a watching run, 15 times, then run to the end
+fresh random
+distinct_inputs "$WORK/exp-random" 20 0.1
+cp "$WORK/exp-random"/* "$SPOOL/in/clarity/"
+kills=0
+for ((i = 1; i <= 15; i++)); do
+    "$SB" -c "$CONF" run >>"$LOG" 2>&1 &
+    pid=$!
+    BG+=("$pid")
+    ms=$((RANDOM % 401))
+    sleep "$(printf '0.%03d' "$ms")"
+    kill -9 "$pid" 2>/dev/null
+    wait_pid "$pid" 10
+    [ "$wrc" = 137 ] && kills=$((kills + 1))
+done
+echo "faults: random: $kills of 15 runs killed by SIGKILL; $(ls "$SPOOL/in/clarity" | wc -l) inputs not yet claimed"
+sb run --once
+expect "faults: random: the final run --once exits 0 (got $rc)" [ "$rc" = 0 ]
+check_invariants "$SPOOL" "$WORK/exp-random" "random kill -9"
+
+# ------------------------------------------------------------------------
+# 3. two instances started at the same moment on one spool
+fresh twin
+distinct_inputs "$WORK/exp-twin" 20 0.05
+cp "$WORK/exp-twin"/* "$SPOOL/in/clarity/"
+"$SB" -c "$CONF" run --once >"$WORK/twin.a.log" 2>&1 &
+pa=$!
+"$SB" -c "$CONF" run --once >"$WORK/twin.b.log" 2>&1 &
+pb=$!
+BG+=("$pa" "$pb")
+wait_pid "$pa" 60
+ra=$wrc
+wait_pid "$pb" 60
+rb=$wrc
+expect "faults: two instances: both finish with exit 0 (got $ra and $rb)" [ "$ra" = 0 -a "$rb" = 0 ]
+ca=$(grep -c 'event=claimed' "$WORK/twin.a.log")
+cb=$(grep -c 'event=claimed' "$WORK/twin.b.log")
+echo "faults: two instances: claims $ca + $cb"
+expect "faults: two instances: 20 claims between them ($ca + $cb)" [ $((ca + cb)) = 20 ]
+check_invariants "$SPOOL" "$WORK/exp-twin" "two instances" --no-order
+
+# ------------------------------------------------------------------------
+# 4. SIGTERM while a large batch is in hand: it is finished, then exit 0
+fresh sigterm
+mkdir -p "$WORK/exp-sigterm"
+python3 "$GEN" 20 "$WORK/exp-sigterm/orders-big.json" --seed 99
+cp "$WORK/exp-sigterm/orders-big.json" "$SPOOL/in/clarity/.orders-big.json.part"
+"$SB" -c "$CONF" run >>"$LOG" 2>&1 &
+pid=$!
+BG+=("$pid")
+wait_for 10 grep -q 'event=watching' "$LOG"
+mv "$SPOOL/in/clarity/.orders-big.json.part" "$SPOOL/in/clarity/orders-big.json"
+in_empty() { [ -z "$(ls -A "$SPOOL/in/clarity")" ]; }
+if wait_for 20 in_empty; then
+    claimed_late=$(ls "$SPOOL"/out/sage/*.done 2>/dev/null | wc -l)
+    kill -TERM "$pid"
+    wait_pid "$pid" 90
+    expect "faults: SIGTERM: the input was claimed before SIGTERM and not finished yet" [ "$claimed_late" = 0 ]
+    expect "faults: SIGTERM: the process drains and exits 0 (got $wrc)" [ "$wrc" = 0 ]
+    expect "faults: SIGTERM: the batch's .done exists" [ "$(ls "$SPOOL"/out/sage/*.done 2>/dev/null | wc -l)" = 1 ]
+    expect "faults: SIGTERM: the batch is archived" [ "$(find "$SPOOL/archive" -name '*.tar.gz' | wc -l)" = 1 ]
+    expect "faults: SIGTERM: work/ is empty" [ -z "$(ls -A "$SPOOL/work")" ]
+    check_invariants "$SPOOL" "$WORK/exp-sigterm" "SIGTERM"
+else
+    kill -9 "$pid" 2>/dev/null
+    fail "faults: SIGTERM: the input is claimed" "still in in/clarity after 20 s"
+fi
+
+# ------------------------------------------------------------------------
+# 5. a slow uploader writing under the final name: never taken half-written
+fresh slow
+mkdir -p "$WORK/exp-slow"
+python3 "$GEN" 0.1 "$WORK/exp-slow/orders-slow.ndjson" --shape ndjson --seed 5
+SAGEBRIDGE_SPOOL_SETTLE_MS=700 "$SB" -c "$CONF" run >>"$LOG" 2>&1 &
+pid=$!
+BG+=("$pid")
+wait_for 10 grep -q 'event=watching' "$LOG"
+# five chunks cut at line ends: every prefix is itself a valid NDJSON file,
+# so only the settle rule can tell that the upload is still going on
+python3 - "$WORK/exp-slow/orders-slow.ndjson" "$SPOOL/in/clarity/orders-slow.ndjson" <<'PY'
+import sys, time
+data = open(sys.argv[1], "rb").read()
+lines = data.splitlines(keepends=True)
+cuts = [len(lines) * k // 5 for k in range(6)]
+with open(sys.argv[2], "wb") as f:  # kept open, as an SFTP server does
+    for k in range(5):
+        f.write(b"".join(lines[cuts[k]:cuts[k + 1]]))
+        f.flush()
+        if k < 4:
+            time.sleep(0.3)
+PY
+have_done() { ls "$SPOOL"/out/sage/*.done >/dev/null 2>&1 && [ -z "$(ls -A "$SPOOL/work")" ]; }
+wait_for 15 have_done
+sleep 0.3
+kill -TERM "$pid"
+wait_pid "$pid" 30
+expect "faults: slow upload: the watcher exits 0 on SIGTERM (got $wrc)" [ "$wrc" = 0 ]
+expect "faults: slow upload: one batch for the file" [ "$(find "$SPOOL/archive" -name '*.tar.gz' | wc -l)" = 1 ]
+expect "faults: slow upload: nothing in error/" [ -z "$(ls -A "$SPOOL/error")" ]
+check_invariants "$SPOOL" "$WORK/exp-slow" "slow upload"
+
+# ------------------------------------------------------------------------
+# 6. a full disk: no crash, nothing half-published, nothing lost; processed once there is room
+MNT=$WORK/tmpfs
+mkdir -p "$MNT"
+if mount -t tmpfs -o size=2m tmpfs "$MNT" 2>/dev/null; then
+    MOUNTS+=("$MNT")
+    SPOOL=$MNT/spool
+    "$SB" init "$SPOOL" >/dev/null 2>&1
+    CONF=$SPOOL/sagebridge.conf
+    LOG=$WORK/full.log
+    mkdir -p "$WORK/exp-full"
+    python3 "$GEN" 1.5 "$WORK/exp-full/orders-full.json" --seed 11
+    cp "$WORK/exp-full/orders-full.json" "$SPOOL/in/clarity/"
+    sb run --once
+    expect "faults: full disk: the run fails without dying by a signal (exit $rc)" [ "$rc" != 0 -a "$rc" -lt 128 ]
+    bad=""
+    for d in "$SPOOL"/out/sage/*.done; do
+        [ -e "$d" ] || continue
+        (cd "$SPOOL/out/sage" && sha256sum --quiet -c "$(basename "$d")") >/dev/null 2>&1 || bad="$bad $(basename "$d")"
+    done
+    expect "faults: full disk: no .done without all its files intact ($bad)" [ -z "$bad" ]
+    vis=$(find "$SPOOL/out/sage" -type f ! -name '.*' ! -name '*.done' | wc -l)
+    expect "faults: full disk: no output visible in out/sage ($vis files)" [ "$vis" = 0 ]
+    tmps=$(find "$SPOOL/out/sage" "$SPOOL/error" "$SPOOL/archive" -name '*.sbtmp' | wc -l)
+    expect "faults: full disk: no temp file left behind ($tmps)" [ "$tmps" = 0 ]
+    where=""
+    [ -e "$SPOOL/in/clarity/orders-full.json" ] && where="$where in"
+    [ -e "$SPOOL/work/orders-full.json" ] && where="$where work"
+    [ -e "$SPOOL/error/orders-full.json" ] && where="$where error"
+    expect "faults: full disk: the input is kept in in/, work/ or error/ (found:$where)" [ -n "$where" ]
+    if [ -e "$SPOOL/error/orders-full.json" ]; then
+        cmp -s "$SPOOL/error/orders-full.json" "$WORK/exp-full/orders-full.json"
+        expect "faults: full disk: the input in error/ is unchanged" [ $? = 0 ]
+    fi
+    mount -o remount,size=64m "$MNT"
+    # an input sent to error/ comes back the way its error.json says: requeue
+    [ -e "$SPOOL/error/orders-full.json" ] && sb requeue orders-full.json
+    sb run --once
+    expect "faults: full disk: with room again the run exits 0 (got $rc)" [ "$rc" = 0 ]
+    check_invariants "$SPOOL" "$WORK/exp-full" "full disk"
+    umount "$MNT" && MOUNTS=()
+fi
+exit 0
