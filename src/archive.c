@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "publish.h"
 
 /* mkdirs - create every missing folder of path, mode 0750 */
@@ -153,5 +155,188 @@ out:
     sbuf_free(&dir);
     sbuf_free(&tmp);
     sbuf_free(&fin);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+#define ARC_KEEP_MAX (16u << 20) /* a member held in memory: manifests and reports only */
+
+static int hexdigest(EVP_MD_CTX *md, char hex[65])
+{
+    unsigned char h[32];
+    unsigned int hl = 0;
+    EVP_DigestFinal_ex(md, h, &hl);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    return 0;
+}
+
+int arc_each(const char *path, int (*keep)(const char *name), arc_each_fn fn, void *ctx, sbuf *err)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_gzip(a);
+    archive_read_support_format_tar(a);
+    if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
+        sbuf_printf(err, "%s: %s", path, archive_error_string(a));
+        archive_read_free(a);
+        return -1;
+    }
+    struct archive_entry *e;
+    int rc = 0, r;
+    sbuf data = {0};
+    char buf[65536];
+    while (rc == 0 && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        arc_entry ent = {0};
+        ent.name = archive_entry_pathname(e);
+        ent.regular = archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e) &&
+                      !archive_entry_symlink(e);
+        bool hold = keep && keep(ent.name);
+        sbuf_reset(&data);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        la_ssize_t n;
+        while ((n = archive_read_data(a, buf, sizeof buf)) > 0) {
+            EVP_DigestUpdate(md, buf, (size_t)n);
+            ent.size += (uint64_t)n;
+            if (hold && data.len + (size_t)n <= ARC_KEEP_MAX)
+                sbuf_add(&data, buf, (size_t)n);
+        }
+        hexdigest(md, ent.sha256);
+        EVP_MD_CTX_free(md);
+        if (n < 0) {
+            sbuf_printf(err, "%s: member %s: %s", path, ent.name, archive_error_string(a));
+            rc = -1;
+            break;
+        }
+        ent.data = data.p ? data.p : "";
+        ent.len = data.len;
+        rc = fn(ctx, &ent);
+    }
+    if (rc == 0 && r != ARCHIVE_EOF) {
+        sbuf_printf(err, "%s: %s", path, archive_error_string(a));
+        rc = -1;
+    }
+    sbuf_free(&data);
+    archive_read_free(a);
+    return rc;
+}
+
+typedef struct {
+    const char *want;
+    sbuf *out;
+    int found;
+} member_ctx;
+
+static const char *keep_name;
+static int keep_one(const char *name)
+{
+    return strcmp(name, keep_name) == 0;
+}
+
+static int take_member(void *ctx, const arc_entry *e)
+{
+    member_ctx *m = ctx;
+    if (strcmp(e->name, m->want) == 0) {
+        sbuf_add(m->out, e->data, e->len);
+        m->found = 1;
+    }
+    return 0;
+}
+
+int arc_read_member(const char *path, const char *member, sbuf *out, sbuf *err)
+{
+    member_ctx m = {member, out, 0};
+    keep_name = member;
+    if (arc_each(path, keep_one, take_member, &m, err) != 0)
+        return -1;
+    if (!m.found) {
+        sbuf_printf(err, "%s: no member %s", path, member);
+        return -1;
+    }
+    return 0;
+}
+
+/* safe_name - a member name that stays inside the target folder */
+static bool safe_name(const char *n)
+{
+    if (!*n || n[0] == '/')
+        return false;
+    for (const char *p = n; *p;) {
+        size_t l = strcspn(p, "/");
+        if ((l == 2 && p[0] == '.' && p[1] == '.') || l == 0)
+            return false;
+        p += l;
+        if (*p == '/')
+            p++;
+    }
+    return true;
+}
+
+int arc_extract(const char *path, const char *dir, sbuf *err)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_gzip(a);
+    archive_read_support_format_tar(a);
+    if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
+        sbuf_printf(err, "%s: %s", path, archive_error_string(a));
+        archive_read_free(a);
+        return -1;
+    }
+    struct archive *w = archive_write_disk_new();
+    /* names were checked above (relative, no ".."); they are joined to dir below, which
+     * makes them absolute, so libarchive's own absolute-path refusal cannot be used */
+    archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                          ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                          ARCHIVE_EXTRACT_NO_OVERWRITE);
+    struct archive_entry *e;
+    int rc = 0, r;
+    /* refuse the whole archive before writing anything if one member is unsafe */
+    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        const char *n = archive_entry_pathname(e);
+        if (!safe_name(n) || archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) ||
+            archive_entry_symlink(e)) {
+            sbuf_printf(err,
+                        "%s: member \"%s\" is not a plain file inside the folder "
+                        "(absolute, .. or a link): nothing extracted",
+                        path, n);
+            rc = -1;
+            break;
+        }
+    }
+    archive_read_free(a);
+    if (rc == 0 && r != ARCHIVE_EOF) {
+        sbuf_printf(err, "%s: unreadable archive", path);
+        rc = -1;
+    }
+    if (rc == 0) {
+        a = archive_read_new();
+        archive_read_support_filter_gzip(a);
+        archive_read_support_format_tar(a);
+        archive_read_open_filename(a, path, 65536);
+        while (rc == 0 && archive_read_next_header(a, &e) == ARCHIVE_OK) {
+            sbuf full = {0};
+            sbuf_printf(&full, "%s/%s", dir, archive_entry_pathname(e));
+            archive_entry_set_pathname(e, full.p);
+            if (archive_write_header(w, e) != ARCHIVE_OK) {
+                sbuf_printf(err, "%s: %s", full.p, archive_error_string(w));
+                rc = -1;
+            } else {
+                const void *blk;
+                size_t sz;
+                la_int64_t off;
+                while (archive_read_data_block(a, &blk, &sz, &off) == ARCHIVE_OK)
+                    if (archive_write_data_block(w, blk, sz, off) != ARCHIVE_OK) {
+                        sbuf_printf(err, "%s: %s", full.p, archive_error_string(w));
+                        rc = -1;
+                        break;
+                    }
+                archive_write_finish_entry(w);
+            }
+            sbuf_free(&full);
+        }
+        archive_read_free(a);
+    }
+    archive_write_free(w);
     return rc;
 }

@@ -452,7 +452,9 @@ void cin_free(cin_parser *p)
 static cin_status yajl_failure(cin_parser *p, const unsigned char *buf, size_t len, int at_end)
 {
     if (p->status != CIN_OK) { /* one of ours, from a callback */
-        p->err_line = 0;
+        if (p->err_off >= p->base && p->err_off <= p->base + len)
+            count_lines(p, p->err_off);
+        p->err_line = p->line_no + 1;
         return p->status;
     }
     unsigned char *m = yajl_get_error(p->y, 0, buf, len);
@@ -463,6 +465,9 @@ static cin_status yajl_failure(cin_parser *p, const unsigned char *buf, size_t l
         p->msg[--n] = '\0';
     yajl_free_error(p->y, m);
     p->err_off = at_end ? p->base : p->base + yajl_get_bytes_consumed(p->y);
+    if (!at_end)
+        count_lines(p, p->err_off); /* the line of the error, for people with an editor */
+    p->err_line = p->line_no + 1;
     return p->status;
 }
 

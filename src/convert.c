@@ -400,6 +400,7 @@ int convert_file(const convert_opts *o, const char *path, convert_stats *st)
         snprintf(j.st.cin_msg, sizeof j.st.cin_msg, "byte %llu: %s: %s",
                  (unsigned long long)cin_error_offset(j.cin), what, cin_message(j.cin));
         j.st.cin_offset = cin_error_offset(j.cin);
+        j.st.cin_line = cin_error_line(j.cin);
         if (!o->stage) /* the spool decides whether a truncated file is final */
             fprintf(stderr, "sagebridge: %s: %s; nothing was written, fix or re-export the file\n",
                     j.path, j.st.cin_msg);

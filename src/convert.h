@@ -48,6 +48,7 @@ typedef struct {
     cin_status cin;    /* how reading ended */
     char cin_msg[300]; /* and in words */
     uint64_t cin_offset;
+    uint64_t cin_line; /* line of that offset */
     pub_file files[SW_MAX_FILES];
     int nfiles;
     bool rejects_written;

@@ -14,10 +14,12 @@
  */
 #include "ledger.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct ledger {
     sqlite3 *db;
@@ -40,6 +42,7 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS batches_claimed ON batches(claimed_at);"
     "CREATE INDEX IF NOT EXISTS batches_sha ON batches(input_sha256);"
     "CREATE INDEX IF NOT EXISTS batches_state ON batches(state);"
+    "CREATE INDEX IF NOT EXISTS batches_manifest ON batches(manifest_sha256);"
     "CREATE TABLE IF NOT EXISTS keys(kind TEXT NOT NULL, key TEXT NOT NULL, tranno TEXT,"
     "  batch_id TEXT, PRIMARY KEY(kind, key));"
     "CREATE INDEX IF NOT EXISTS keys_tranno ON keys(kind, tranno);"
@@ -55,6 +58,10 @@ static int fail(ledger *l)
 ledger *ledger_open(const char *path, sbuf *err)
 {
     ledger *l = xcalloc(1, sizeof *l);
+    /* created 0640 by us: SQLite would use 0644, and gives its -wal and -shm the db's mode */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd >= 0)
+        close(fd);
     if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         sbuf_printf(err, "%s: cannot open the ledger: %s", path,
@@ -139,7 +146,8 @@ static char *col_dup(sqlite3_stmt *st, int i)
 char *ledger_seen_sha(ledger *l, const char *sha256)
 {
     sqlite3_stmt *st = prep(l, "SELECT id FROM batches WHERE input_sha256 = ? AND state IN "
-                               "('converted','published','archived') ORDER BY claimed_at LIMIT 1");
+                               "('converted','published','archived','pruned') ORDER BY claimed_at "
+                               "LIMIT 1");
     if (!st)
         return NULL;
     bind_text(st, 1, sha256);
@@ -272,6 +280,44 @@ int ledger_batch_by_input(ledger *l, const char *name, batch_row *b)
     if (!st)
         return -1;
     bind_text(st, 1, name);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_batch(st, b);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : fail(l);
+}
+
+int ledger_each(ledger *l, const char *since, const char *until, const char *kind,
+                const char *state, ledger_batch_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = prep(l, "SELECT " BATCH_COLS " FROM batches WHERE (?1 IS NULL OR "
+                               "claimed_at >= ?1) AND (?2 IS NULL OR claimed_at < ?2) AND (?3 IS "
+                               "NULL OR kind = ?3) AND (?4 IS NULL OR state = ?4) ORDER BY "
+                               "claimed_at, id");
+    if (!st)
+        return -1;
+    bind_text(st, 1, since);
+    bind_text(st, 2, until);
+    bind_text(st, 3, kind);
+    bind_text(st, 4, state);
+    int rc = 0, r;
+    while (rc == 0 && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        batch_row b;
+        read_batch(st, &b);
+        rc = fn(ctx, &b);
+        batch_row_free(&b);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ledger_batch_by_manifest(ledger *l, const char *sha, batch_row *b)
+{
+    sqlite3_stmt *st = prep(l, "SELECT " BATCH_COLS " FROM batches WHERE manifest_sha256 = ? "
+                               "LIMIT 1");
+    if (!st)
+        return -1;
+    bind_text(st, 1, sha);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         read_batch(st, b);

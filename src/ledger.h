@@ -53,6 +53,13 @@ void batch_row_free(batch_row *b);
 int ledger_unfinished(ledger *l, char ***ids, int *n);
 /* ledger_batch_by_input - newest batch of an input name in one of the states "a,b" */
 int ledger_batch_by_input(ledger *l, const char *name, batch_row *b);
+/* ledger_each - batches claimed in [since, until) (NULL: open), of kind (NULL: any), oldest first
+ */
+typedef int (*ledger_batch_fn)(void *ctx, const batch_row *b);
+int ledger_each(ledger *l, const char *since, const char *until, const char *kind,
+                const char *state, ledger_batch_fn fn, void *ctx);
+/* ledger_batch_by_manifest - the batch whose manifest has this SHA-256 */
+int ledger_batch_by_manifest(ledger *l, const char *sha, batch_row *b);
 int ledger_last_batches(ledger *l, int limit, batch_row **rows, int *n);
 
 /* business keys: 0 inserted, 1 already there (published before), -1 error */

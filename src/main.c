@@ -14,6 +14,7 @@
 #include "convert.h"
 #include "paths.h"
 #include "sage_out.h"
+#include "audit.h"
 #include "spool.h"
 #include "template.h"
 #include "validate.h"
@@ -43,6 +44,19 @@ static const char usage_text[] =
     "  hold NAME | release NAME | requeue NAME\n"
     "        move a waiting file to hold/, back from hold/, or a rejected file\n"
     "        from error/ back to its inbound folder (after fixing the cause)\n"
+    "  archive list [--since DATE] [--until DATE] [--kind KIND] [--json]\n"
+    "        one line per batch: counts and control totals per currency (ledger)\n"
+    "  archive show BATCH [--json]\n"
+    "        the batch's report, or its manifest.json\n"
+    "  archive extract BATCH DIR\n"
+    "        the input and outputs back, byte for byte\n"
+    "  archive verify [BATCH] [--since DATE]\n"
+    "        re-hash every archived file, walk the manifest chain, check that the\n"
+    "        ledger and archive/ agree; names the first difference (exit 65)\n"
+    "  archive prune --before DATE\n"
+    "        remove older archives after recording what goes in the chain\n"
+    "  archive report --date D [--format txt|csv|html]\n"
+    "        control totals per currency of what was sent to Sage that day\n"
     "  convert FILE... [-o DIR] [--format csv|xml|both] [--template NAME]\n"
     "        convert Clarity exports (JSON array, NDJSON or {\"orders\":[...]}) into\n"
     "        Sage 500 staging files in DIR (default: the current folder):\n"
@@ -187,7 +201,7 @@ static int cmd_validate(const config *cfg, int argc, char **argv)
     return worst;
 }
 
-static const char *const later[] = {"deliver", "archive", "ledger", "replay", "map"};
+static const char *const later[] = {"deliver", "ledger", "replay", "map"};
 
 /* open_spool - the spool named by the configuration */
 static spool *open_spool(const char *cfgpath, config *cfg, int *rc)
@@ -219,6 +233,14 @@ static int cmd_spool(const char *cfgpath, config *cfg, int argc, char **argv)
         if (!s)
             return rc;
         rc = spool_run(s, once);
+        spool_close(s);
+        return rc;
+    }
+    if (strcmp(cmd, "archive") == 0) {
+        spool *s = open_spool(cfgpath, cfg, &rc);
+        if (!s)
+            return rc;
+        rc = audit_main(s, argc - 1, argv + 1);
         spool_close(s);
         return rc;
     }
@@ -287,8 +309,8 @@ int main(int argc, char **argv)
         sbuf_free(&err);
         return rc;
     }
-    int is_spool = !strcmp(cmd, "run") || !strcmp(cmd, "status") || !strcmp(cmd, "hold") ||
-                   !strcmp(cmd, "release") || !strcmp(cmd, "requeue");
+    int is_spool = !strcmp(cmd, "run") || !strcmp(cmd, "status") || !strcmp(cmd, "archive") ||
+                   !strcmp(cmd, "hold") || !strcmp(cmd, "release") || !strcmp(cmd, "requeue");
     int known = is_spool || strcmp(cmd, "convert") == 0 || strcmp(cmd, "validate") == 0;
     if (!known) {
         for (size_t k = 0; k < sizeof later / sizeof *later; k++)

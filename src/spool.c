@@ -797,6 +797,8 @@ static char *report(const batch_row *b, const pub_file *f, int n, size_t *len)
     return r.p;
 }
 
+static void write_chain(spool *s, const char *sha, const char *batch);
+
 /* ----------------------------------------------------- finishing a batch */
 
 static void set_updated(batch_row *b, const char *state)
@@ -968,16 +970,7 @@ static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
                   log_q(sbuf_str(&err)));
     } else {
         fault("after-archived");
-        /* archive/CHAIN: the head outside the ledger, so that removing the newest
-         * archive and its ledger row together is still noticed */
-        ofile *c = of_open(s->archive, "CHAIN", &err);
-        if (c) {
-            sbuf line = {0};
-            sbuf_printf(&line, "%s  %s\n", msha, b->id);
-            of_write(c, line.p, line.len);
-            of_commit(c, &err);
-            sbuf_free(&line);
-        }
+        write_chain(s, msha, b->id);
         log_event(LOG_LVL_INFO, b->id, b->input_name, "archived", "archive=%s manifest=%s",
                   log_q(rel), msha);
     }
@@ -1063,8 +1056,8 @@ static char *unique_in(const char *dir, const char *name)
 
 /* reject_input - SPEC §3 rule 5: the input, unchanged, to error/ with a reason beside it */
 static int reject_input(spool *s, const char *name, const char *sha, const char *kind,
-                        const char *claimed_iso, const char *code, const char *message,
-                        const char *hint)
+                        const char *claimed_iso, uint64_t line, const char *code,
+                        const char *message, const char *hint)
 {
     char *ename = unique_in(s->error, name);
     sbuf en = {0}, err = {0};
@@ -1082,7 +1075,10 @@ static int reject_input(spool *s, const char *name, const char *sha, const char 
     gen_s(g, "record");
     yajl_gen_null(g);
     gen_s(g, "line");
-    yajl_gen_null(g);
+    if (line)
+        yajl_gen_integer(g, (long long)line);
+    else
+        yajl_gen_null(g);
     gen_kv(g, "field", "");
     gen_kv(g, "code", code);
     gen_kv(g, "message", message);
@@ -1249,6 +1245,20 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed)
                       log_q("the JSON ends too early; waiting for the rest"));
         free(back);
         result = DONE_WAIT;
+    } else if (rc == EX_CANTCREAT || rc == EX_IOERR) {
+        /* our failure (a full disk), not the input's: it goes back to wait for a retry */
+        ledger_rollback(s->led);
+        unstage(s, &cs);
+        char *back = path_join(s->in_clarity, name);
+        if (renameat2(AT_FDCWD, path, AT_FDCWD, back, RENAME_NOREPLACE) != 0)
+            log_event(LOG_LVL_ERROR, NULL, name, "requeue-failed",
+                      "error=%s left_in=work/ (recovered at the next start)",
+                      log_q(strerror(errno)));
+        log_event(LOG_LVL_ERROR, NULL, name, "output-failed",
+                  "status=%d action=\"input put back; retried at the next scan\"", rc);
+        free(back);
+        worst(s, rc);
+        result = DONE_SKIP;
     } else if (cs.cin != CIN_OK || !cs.tmpl || (rc != 0 && rc != EX_DATAERR) ||
                (s->reject_file && cs.rejected > 0)) {
         ledger_rollback(s->led);
@@ -1277,7 +1287,8 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed)
                            : !cs.tmpl ? "add or choose a template in templates/, then requeue"
                                       : "fix the records at the source, or the template, then "
                                         "`sagebridge requeue NAME`";
-        result = reject_input(s, name, sha, kind, claimed_iso, code, msg.p, hint);
+        result = reject_input(s, name, sha, kind, claimed_iso, cs.cin != CIN_OK ? cs.cin_line : 0,
+                              code, msg.p, hint);
         sbuf_free(&msg);
     } else {
         b.tmpl = xstrdup(tpl_name(cs.tmpl));
@@ -1431,6 +1442,58 @@ static void sweep_archive_temps(spool *s)
     closedir(y);
 }
 
+/* write_chain - archive/CHAIN: the head outside the ledger, so that removing the newest
+ * archive and its ledger row together is still noticed */
+static void write_chain(spool *s, const char *sha, const char *batch)
+{
+    sbuf err = {0}, line = {0};
+    ofile *c = of_open(s->archive, "CHAIN", &err);
+    if (c) {
+        sbuf_printf(&line, "%s  %s\n", sha, batch);
+        of_write(c, line.p, line.len);
+        of_commit(c, &err);
+    }
+    if (err.len)
+        log_event(LOG_LVL_ERROR, batch, "archive/CHAIN", "chain-write-failed", "error=%s",
+                  log_q(err.p));
+    sbuf_free(&err);
+    sbuf_free(&line);
+}
+
+/* repair_chain_file - a crash between the ledger commit and archive/CHAIN leaves the file
+ * one link behind: bring it forward, but only then (anything else is for verify to report) */
+static void repair_chain_file(spool *s)
+{
+    const char *h = ledger_meta(s->led, "chain_head");
+    if (!h)
+        return;
+    char *head = xstrdup(h);
+    char *cp = path_join(s->archive, "CHAIN");
+    char line[256] = "";
+    FILE *f = fopen(cp, "r");
+    if (f) {
+        if (!fgets(line, sizeof line, f))
+            line[0] = '\0';
+        fclose(f);
+    }
+    line[strcspn(line, " \n")] = '\0';
+    if (strcmp(line, head) != 0) {
+        batch_row b;
+        if (ledger_batch_by_manifest(s->led, head, &b) == 0) {
+            if ((b.prev && strcmp(b.prev, line) == 0) || (!b.prev && !line[0])) {
+                write_chain(s, head, b.id);
+                log_event(LOG_LVL_INFO, b.id, "archive/CHAIN", "chain-repaired", NULL);
+            } else {
+                log_event(LOG_LVL_WARN, NULL, "archive/CHAIN", "chain-disagrees",
+                          "advice=\"run sagebridge archive verify\"");
+            }
+            batch_row_free(&b);
+        }
+    }
+    free(cp);
+    free(head);
+}
+
 /* recover - finish or redo whatever an earlier run left half done (SPEC §3 rule 4) */
 static void recover(spool *s)
 {
@@ -1445,6 +1508,7 @@ static void recover(spool *s)
         sweep_archive_temps(s);
         ledger_commit(s->led);
     }
+    repair_chain_file(s);
     for (int i = 0; i < n; i++) {
         batch_row b;
         if (ledger_batch_get(s->led, ids[i], &b) != 0)
@@ -1986,4 +2050,19 @@ int spool_move(spool *s, const char *op, const char *name)
     free(from);
     free(to);
     return rc;
+}
+
+struct ledger *spool_ledger(spool *s)
+{
+    return s->led;
+}
+
+const char *spool_archive_dir(spool *s)
+{
+    return s->archive;
+}
+
+const char *spool_path(spool *s)
+{
+    return s->dir;
 }

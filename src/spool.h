@@ -26,4 +26,10 @@ int spool_status(spool *s, bool json);
 /* spool_move - "hold", "release" or "requeue" NAME; exit status */
 int spool_move(spool *s, const char *op, const char *name);
 
+/* for the archive commands (audit.c) */
+struct ledger;
+struct ledger *spool_ledger(spool *s);
+const char *spool_archive_dir(spool *s);
+const char *spool_path(spool *s);
+
 #endif

@@ -5,7 +5,8 @@
 # slow uploader, a full disk.  After each recovery the same invariants are
 # checked (tests/data/faults/invariants.py): work/ empty, no temp left, every
 # .done verifies, nothing doubled, nothing lost, every input archived exactly
-# once, one manifest chain ending at archive/CHAIN, the ledger (via status)
+# once, one manifest chain ending at archive/CHAIN (and `archive verify` agrees),
+# the ledger (via status)
 # says archived.
 . "$TOP/tests/lib/testlib.sh"
 EX=$TOP/examples
@@ -36,14 +37,15 @@ check_invariants() {
 fresh() {
     SPOOL=$WORK/$1
     rm -rf "$SPOOL"
-    "$SB" init "$SPOOL" >/dev/null 2>&1
+    "$SB" init "$SPOOL" >/dev/null 2>&1 || fail "faults: $1: init" "sagebridge init $SPOOL failed"
     CONF=$SPOOL/sagebridge.conf
     LOG=$WORK/$1.log
 }
 
 # sb ARGS... : sagebridge on the current spool, status in $rc, logs appended to $LOG
 sb() {
-    "$SB" -c "$CONF" "$@" >>"$LOG" 2>&1
+    # (a subshell, so that bash's "Killed" notice goes to the log, not to the results)
+    ("$SB" -c "$CONF" "$@" >>"$LOG" 2>&1; exit $?) 2>>"$LOG"
     rc=$?
 }
 
@@ -52,14 +54,14 @@ wait_pid() {
     local pid=$1 end=$((SECONDS + $2))
     while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt "$end" ]; do sleep 0.05; done
     if kill -0 "$pid" 2>/dev/null; then
-        kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
+        kill -9 "$pid"
+        wait "$pid"
         wrc=999
     else
         wait "$pid"
         wrc=$?
     fi
-}
+} 2>/dev/null # (bash's "Killed" notices)
 
 # wait_for SECONDS CMD... : poll until CMD is true; false on time-out
 wait_for() {
@@ -77,18 +79,24 @@ snapshot() {
         xargs -0 -r sha256sum)
 }
 
-# distinct_inputs DIR N SIZE : N generated exports with distinct content and distinct orderIds
+# distinct_inputs DIR N SIZE SEEDS : N generated exports with distinct content and distinct
+# orderIds; SEEDS different generator seeds (arrays and NDJSON), each file renamed apart
 distinct_inputs() {
-    local dir=$1 n=$2 size=$3 k
-    mkdir -p "$dir"
-    for ((k = 1; k <= n; k++)); do
-        python3 "$GEN" "$size" "$dir/tmp.json" --seed $((7000 + k)) $([ $((k % 2)) = 0 ] && echo --shape ndjson)
-        local ext=json
-        [ $((k % 2)) = 0 ] && ext=ndjson
-        # orderIds are CL-<1000000+i> in every file: give each file its own range
-        sed "s/\"CL-1/\"CL-$((k + 1))/g" "$dir/tmp.json" >"$dir/orders-$(printf %02d "$k").$ext"
-        rm -f "$dir/tmp.json"
+    local dir=$1 n=$2 size=$3 seeds=$4 k j ext
+    mkdir -p "$dir" "$dir.base"
+    for ((j = 0; j < seeds; j++)); do
+        ext=json
+        [ $((j % 2)) = 1 ] && ext=ndjson
+        python3 "$GEN" "$size" "$dir.base/$j.$ext" --seed $((7000 + j)) --shape $([ $ext = json ] && echo array || echo ndjson)
     done
+    for ((k = 1; k <= n; k++)); do
+        j=$((k % seeds))
+        ext=json
+        [ $((j % 2)) = 1 ] && ext=ndjson
+        # orderIds are CL-<1000000+i> in every file: give each file its own range
+        sed "s/\"CL-1/\"CL-$((k + 1))/g" "$dir.base/$j.$ext" >"$dir/orders-$(printf %02d "$k").$ext"
+    done
+    rm -rf "$dir.base"
 }
 
 export SAGEBRIDGE_SPOOL_SETTLE_MS=0
@@ -120,9 +128,49 @@ for point in after-claim after-convert after-converted after-link after-rename-1
 done
 
 # ------------------------------------------------------------------------
+# 1b. the same crashes in a batch whose orderIds partly were published before
+# (SPEC §3 rule 3): after recovery the old keys are reported as duplicates,
+# the new ones published, and no key of the batch counts as its own duplicate
+mkdir -p "$WORK/exp-keys"
+python3 "$GEN" 0.02 "$WORK/exp-keys/a.json" --seed 1
+python3 "$GEN" 0.03 "$WORK/exp-keys/b.ndjson" --seed 2 --shape ndjson
+overlap=$(python3 - "$WORK/exp-keys/a.json" "$WORK/exp-keys/b.ndjson" <<'PY'
+import json, sys
+a = {r["orderId"] for r in json.load(open(sys.argv[1]))}
+b = [json.loads(l)["orderId"] for l in open(sys.argv[2]) if l.strip()]
+print(sum(k in a for k in b))
+PY
+)
+for point in after-claim after-convert after-converted after-link after-rename-2 after-done \
+    after-published after-archive-written after-archived after-cleanup-input; do
+    fresh "keys-$point"
+    cp "$WORK/exp-keys/a.json" "$SPOOL/in/clarity/"
+    sb run --once
+    cp "$WORK/exp-keys/b.ndjson" "$SPOOL/in/clarity/"
+    SAGEBRIDGE_CRASH_AT=$point sb run --once
+    r1=$rc
+    sb run --once
+    sb run --once
+    expect "faults: keys $point: dies at the crash point, then recovers ($r1)" [ "$r1" = 137 ]
+    got=$(python3 - "$SPOOL/error/b.ndjson.rejects.json" <<'PY' 2>&1
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(sum(r["code"] == "DUPLICATE_PUBLISHED" for r in d), len(d))
+PY
+)
+    expect "faults: keys $point: exactly the $overlap old orderIds are reported as duplicates (got: ${got:0:100})" [ "$got" = "$overlap $overlap" ]
+    other=$(ls -A "$SPOOL/error" | grep -v -x 'b.ndjson.rejects.json' | tr '\n' ' ')
+    expect "faults: keys $point: error/ holds only the rejects list ($other)" [ -z "$other" ]
+    inarc=$(for t in "$SPOOL"/archive/*/*/*/*.tar.gz; do tar -tzf "$t"; done 2>/dev/null | grep -c 'output/b.ndjson.rejects.json')
+    expect "faults: keys $point: the rejects list is archived once with its batch ($inarc)" [ "$inarc" = 1 ]
+    check_invariants "$SPOOL" "$WORK/exp-keys" "keys $point" --allow-error
+done
+
+# ------------------------------------------------------------------------
 # 2. kill -9 at random instants of a watching run, 15 times, then run to the end
 fresh random
-distinct_inputs "$WORK/exp-random" 20 0.1
+# about 90 ms of work per file: the 15 kills (0-400 ms after start) land inside batches
+distinct_inputs "$WORK/exp-random" 20 1.5 4
 cp "$WORK/exp-random"/* "$SPOOL/in/clarity/"
 kills=0
 for ((i = 1; i <= 15; i++)); do
@@ -143,7 +191,7 @@ check_invariants "$SPOOL" "$WORK/exp-random" "random kill -9"
 # ------------------------------------------------------------------------
 # 3. two instances started at the same moment on one spool
 fresh twin
-distinct_inputs "$WORK/exp-twin" 20 0.05
+distinct_inputs "$WORK/exp-twin" 20 0.05 20
 cp "$WORK/exp-twin"/* "$SPOOL/in/clarity/"
 "$SB" -c "$CONF" run --once >"$WORK/twin.a.log" 2>&1 &
 pa=$!
@@ -223,44 +271,117 @@ check_invariants "$SPOOL" "$WORK/exp-slow" "slow upload"
 
 # ------------------------------------------------------------------------
 # 6. a full disk: no crash, nothing half-published, nothing lost; processed once there is room
+
+# disk_full_after_run LABEL NAME ORIG : checks right after a run that ran out of space
+disk_full_after_run() {
+    local label=$1 name=$2 orig=$3 d bad="" where="" tmps
+    expect "faults: $label: the run does not die by a signal (exit $rc)" [ "$rc" -lt 128 ]
+    for d in "$SPOOL"/out/sage/*.done; do
+        [ -e "$d" ] || continue
+        (cd "$SPOOL/out/sage" && sha256sum --quiet -c "$(basename "$d")") >/dev/null 2>&1 || bad="$bad $(basename "$d")"
+    done
+    expect "faults: $label: no .done without all its files intact ($bad)" [ -z "$bad" ]
+    tmps=$(find "$SPOOL/out/sage" "$SPOOL/error" "$SPOOL/archive" -name '*.sbtmp' | wc -l)
+    expect "faults: $label: no temp file left behind ($tmps)" [ "$tmps" = 0 ]
+    [ -e "$SPOOL/in/clarity/$name" ] && where="$where in"
+    [ -e "$SPOOL/work/$name" ] && where="$where work"
+    [ -e "$SPOOL/error/$name" ] && where="$where error"
+    [ -n "$(find "$SPOOL/archive" -name '*.tar.gz')" ] && where="$where archive"
+    expect "faults: $label: the input is kept in in/, work/, error/ or archived (found:$where)" [ -n "$where" ]
+    if [ -e "$SPOOL/error/$name" ]; then
+        cmp -s "$SPOOL/error/$name" "$orig"
+        expect "faults: $label: the input in error/ is unchanged" [ $? = 0 ]
+        # the reason beside it must name the real cause, not blame a valid JSON file
+        local code ok=no
+        code=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); e=d["errors"][0]; print(e["code"] + "|" + (e["message"] or ""))' "$SPOOL/error/$name.error.json" 2>&1)
+        [[ "$code" != NOT_JSON* && "$code" != *"|" && "$code" =~ (space|write|ENOSPC) ]] && ok=yes
+        expect "faults: $label: error.json names the write failure, not the input (got ${code:0:120})" [ $ok = yes ]
+    fi
+    # whatever Sage could see now must never change afterwards (no partial file on view)
+    (cd "$SPOOL/out/sage" && find . -maxdepth 1 -type f ! -name '.*' -printf '%f\0' | xargs -0 -r sha256sum) >"$WORK/visible.sha"
+}
+
+# disk_full_recover LABEL NAME EXPDIR : room again; a run finishes the work
+disk_full_recover() {
+    local label=$1 name=$2 exp=$3
+    # an input sent to error/ comes back the way its error.json says: requeue
+    [ -e "$SPOOL/error/$name" ] && sb requeue "$name"
+    sb run --once
+    expect "faults: $label: with room again the run exits 0 (got $rc)" [ "$rc" = 0 ]
+    if [ ! -s "$WORK/visible.sha" ] ||
+        (cd "$SPOOL/out/sage" && sha256sum --quiet -c "$WORK/visible.sha") >/dev/null 2>&1; then
+        pass "faults: $label: files visible during the shortage were complete (unchanged since)"
+    else
+        fail "faults: $label: files visible during the shortage were complete (unchanged since)" \
+            "$(cd "$SPOOL/out/sage" && sha256sum -c "$WORK/visible.sha" 2>&1 | grep -v ': OK' | head -3 | tr '\n' ' ')"
+    fi
+    check_invariants "$SPOOL" "$exp" "$label" --states archived,rejected
+}
+
 MNT=$WORK/tmpfs
 mkdir -p "$MNT"
 if mount -t tmpfs -o size=2m tmpfs "$MNT" 2>/dev/null; then
     MOUNTS+=("$MNT")
     SPOOL=$MNT/spool
-    "$SB" init "$SPOOL" >/dev/null 2>&1
+    "$SB" init "$SPOOL" >/dev/null 2>&1 || fail "faults: full disk: init" "sagebridge init failed"
     CONF=$SPOOL/sagebridge.conf
     LOG=$WORK/full.log
     mkdir -p "$WORK/exp-full"
     python3 "$GEN" 1.5 "$WORK/exp-full/orders-full.json" --seed 11
     cp "$WORK/exp-full/orders-full.json" "$SPOOL/in/clarity/"
     sb run --once
-    expect "faults: full disk: the run fails without dying by a signal (exit $rc)" [ "$rc" != 0 -a "$rc" -lt 128 ]
-    bad=""
-    for d in "$SPOOL"/out/sage/*.done; do
-        [ -e "$d" ] || continue
-        (cd "$SPOOL/out/sage" && sha256sum --quiet -c "$(basename "$d")") >/dev/null 2>&1 || bad="$bad $(basename "$d")"
-    done
-    expect "faults: full disk: no .done without all its files intact ($bad)" [ -z "$bad" ]
-    vis=$(find "$SPOOL/out/sage" -type f ! -name '.*' ! -name '*.done' | wc -l)
-    expect "faults: full disk: no output visible in out/sage ($vis files)" [ "$vis" = 0 ]
-    tmps=$(find "$SPOOL/out/sage" "$SPOOL/error" "$SPOOL/archive" -name '*.sbtmp' | wc -l)
-    expect "faults: full disk: no temp file left behind ($tmps)" [ "$tmps" = 0 ]
-    where=""
-    [ -e "$SPOOL/in/clarity/orders-full.json" ] && where="$where in"
-    [ -e "$SPOOL/work/orders-full.json" ] && where="$where work"
-    [ -e "$SPOOL/error/orders-full.json" ] && where="$where error"
-    expect "faults: full disk: the input is kept in in/, work/ or error/ (found:$where)" [ -n "$where" ]
-    if [ -e "$SPOOL/error/orders-full.json" ]; then
-        cmp -s "$SPOOL/error/orders-full.json" "$WORK/exp-full/orders-full.json"
-        expect "faults: full disk: the input in error/ is unchanged" [ $? = 0 ]
-    fi
+    expect "faults: full disk: the run fails (exit $rc)" [ "$rc" != 0 ]
+    # SPEC §2: 73 cannot create output, 74 I/O error (75 try later); 65 would blame the input
+    expect "faults: full disk: exit status says output/I-O failure, 73 or 74 (got $rc)" [ "$rc" = 73 -o "$rc" = 74 -o "$rc" = 75 ]
+    disk_full_after_run "full disk" orders-full.json "$WORK/exp-full/orders-full.json"
+    vis=$(find "$SPOOL/out/sage" -type f ! -name '.*' | wc -l)
+    expect "faults: full disk: nothing visible in out/sage ($vis files)" [ "$vis" = 0 ]
     mount -o remount,size=64m "$MNT"
-    # an input sent to error/ comes back the way its error.json says: requeue
-    [ -e "$SPOOL/error/orders-full.json" ] && sb requeue orders-full.json
+    disk_full_recover "full disk" orders-full.json "$WORK/exp-full"
+    rm -rf "$SPOOL"
+
+    # 6b. the disk fills up at each step of a batch: a run measures what a batch
+    # needs (outputs O, archive A, all of it N), then runs start with less and
+    # less room missing, so that the write that fails is in turn the ledger, a
+    # temp output, the ledger's commit, the archive's temp, the archive's commit
+    mount -o remount,size=8m "$MNT"
+    mkdir -p "$WORK/exp-fill"
+    python3 "$GEN" 0.2 "$WORK/exp-fill/orders-fill.json" --seed 12
+    avail() { df -B1 --output=avail "$MNT" | tail -1 | tr -d ' '; }
+    SPOOL=$MNT/measure
+    "$SB" init "$SPOOL" >/dev/null 2>&1
+    CONF=$SPOOL/sagebridge.conf
+    LOG=$WORK/fill-measure.log
+    cp "$WORK/exp-fill/orders-fill.json" "$SPOOL/in/clarity/"
+    before=$(avail)
+    I=$(du -sB1 "$SPOOL/in/clarity/orders-fill.json" | cut -f1)
     sb run --once
-    expect "faults: full disk: with room again the run exits 0 (got $rc)" [ "$rc" = 0 ]
-    check_invariants "$SPOOL" "$WORK/exp-full" "full disk"
-    umount "$MNT" && MOUNTS=()
+    # the input leaves work/ only at the end: at the peak it is there besides the rest
+    need=$((before - $(avail) + I))
+    O=$(du -sB1 "$SPOOL/out/sage" | cut -f1)
+    A=$(du -sB1 "$SPOOL/archive" | cut -f1)
+    L=$((need - O - A))
+    rm -rf "$SPOOL"
+    echo "faults: disk fills: a batch needs $need bytes at its peak (outputs $O, archive $A, ledger $L)"
+    # (the ledger's WAL and the archive's temp make the true peak up to ~1.5 A above N)
+    levels=("ledger:$((L / 4))" "outputs:$((O / 2))" "outputs-2:$((O + (need - O) / 2))")
+    for j in 0 1 2 3 4 5 6 7 8 9; do levels+=("N+$j|6A:$((need + A * j / 6))"); done
+    for lv in "${levels[@]}"; do
+        stage=${lv%%:*}
+        free=${lv#*:}
+        SPOOL=$MNT/fill-${stage/|/-}
+        "$SB" init "$SPOOL" >/dev/null 2>&1
+        CONF=$SPOOL/sagebridge.conf
+        LOG=$WORK/fill-${stage/|/-}.log
+        cp "$WORK/exp-fill/orders-fill.json" "$SPOOL/in/clarity/"
+        fallocate -l $(($(avail) - free)) "$MNT/filler" 2>/dev/null ||
+            head -c $(($(avail) - free)) /dev/zero >"$MNT/filler" 2>/dev/null
+        sb run --once
+        disk_full_after_run "disk fills ($stage)" orders-fill.json "$WORK/exp-fill/orders-fill.json"
+        rm -f "$MNT/filler"
+        disk_full_recover "disk fills ($stage)" orders-fill.json "$WORK/exp-fill"
+        rm -rf "$SPOOL"
+    done
+    cd "$WORK" && umount "$MNT" && MOUNTS=()
 fi
 exit 0

@@ -3,8 +3,8 @@
 
 The invariants a spool must satisfy once every crash has been recovered
 (SPEC §3 rule 4, §7), checked from the outside: folders, out/sage, the
-archive (manifests read with tarfile) and `sagebridge status --json` (the
-ledger is read only through the program).  EXPECTED_DIR holds a copy of
+archive (manifests read with tarfile), `sagebridge archive verify` and
+`sagebridge status --json` (the ledger is read only through the program).  EXPECTED_DIR holds a copy of
 every input that was dropped into in/clarity.
 
 Prints one "PASS faults: LABEL: what" or "FAIL faults: LABEL: what: why"
@@ -101,6 +101,9 @@ arcd = os.path.join(SPOOL, "archive")
 inc = os.path.join(SPOOL, "in/clarity")
 
 # ---------------------------------------------------------------- folders
+if not os.path.isdir(work):
+    out(False, "the spool exists", f"{SPOOL}: no work/ folder")
+    sys.exit(0)
 left = sorted(os.listdir(work))
 out(not left, "work/ is empty", f"work/ holds {left}")
 
@@ -257,6 +260,9 @@ if check_order and order:
 
 # ---------------------------------------------------------------- ledger
 conf = os.path.join(SPOOL, "sagebridge.conf")
+r = subprocess.run([SB, "-c", conf, "archive", "verify"], capture_output=True, text=True)
+out(r.returncode == 0, "sagebridge archive verify passes",
+    f"exit {r.returncode}: {(r.stdout + r.stderr).strip()[:300]}")
 r = subprocess.run([SB, "-c", conf, "status", "--json"], capture_output=True, text=True)
 try:
     st = json.loads(r.stdout)
