@@ -340,3 +340,38 @@ int arc_extract(const char *path, const char *dir, sbuf *err)
     archive_write_free(w);
     return rc;
 }
+
+int arc_save_member(const char *path, const char *member, const char *dest, sbuf *err)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_gzip(a);
+    archive_read_support_format_tar(a);
+    if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
+        sbuf_printf(err, "%s: %s", path, archive_error_string(a));
+        archive_read_free(a);
+        return -1;
+    }
+    struct archive_entry *e;
+    int rc = -1;
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        if (strcmp(archive_entry_pathname(e), member) != 0)
+            continue;
+        int fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            sbuf_printf(err, "%s: %s", dest, strerror(errno));
+            break;
+        }
+        rc = archive_read_data_into_fd(a, fd) == ARCHIVE_OK ? 0 : -1;
+        if (rc != 0)
+            sbuf_printf(err, "%s: %s", path, archive_error_string(a));
+        if (close(fd) != 0 && rc == 0) {
+            sbuf_printf(err, "%s: %s", dest, strerror(errno));
+            rc = -1;
+        }
+        break;
+    }
+    if (rc != 0 && !err->len)
+        sbuf_printf(err, "%s: no member %s", path, member);
+    archive_read_free(a);
+    return rc;
+}

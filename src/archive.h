@@ -39,6 +39,8 @@ typedef int (*arc_each_fn)(void *ctx, const arc_entry *e);
 int arc_each(const char *path, int (*keep)(const char *name), arc_each_fn fn, void *ctx, sbuf *err);
 /* arc_read_member - one member's bytes into out (small members only) */
 int arc_read_member(const char *path, const char *member, sbuf *out, sbuf *err);
+/* arc_save_member - one member, streamed into the file dest (any size) */
+int arc_save_member(const char *path, const char *member, const char *dest, sbuf *err);
 /* arc_extract - every regular member under dir; refuses absolute names, "..", links */
 int arc_extract(const char *path, const char *dir, sbuf *err);
 

@@ -38,7 +38,7 @@ static const char schema_sql[] =
     "  records INTEGER DEFAULT 0, published INTEGER DEFAULT 0, rejected INTEGER DEFAULT 0,"
     "  duplicate INTEGER DEFAULT 0, held INTEGER DEFAULT 0, warnings INTEGER DEFAULT 0,"
     "  outputs TEXT, totals TEXT, archive TEXT, manifest_sha256 TEXT, prev TEXT, error TEXT,"
-    "  duplicate_of TEXT, out_dir TEXT);"
+    "  duplicate_of TEXT, out_dir TEXT, replay_of TEXT, forced INTEGER DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS batches_claimed ON batches(claimed_at);"
     "CREATE INDEX IF NOT EXISTS batches_sha ON batches(input_sha256);"
     "CREATE INDEX IF NOT EXISTS batches_state ON batches(state);"
@@ -176,7 +176,7 @@ int ledger_file_seen(ledger *l, const char *sha256, const char *name, int64_t si
 #define BATCH_COLS                                                                                 \
     "id, kind, input_name, input_sha256, state, claimed_at, updated_at, template, records, "       \
     "published, rejected, duplicate, held, warnings, outputs, totals, archive, manifest_sha256, "  \
-    "prev, error, duplicate_of, out_dir"
+    "prev, error, duplicate_of, out_dir, replay_of, forced"
 
 static void bind_batch(sqlite3_stmt *st, const batch_row *b)
 {
@@ -202,12 +202,14 @@ static void bind_batch(sqlite3_stmt *st, const batch_row *b)
     bind_text(st, 20, b->error);
     bind_text(st, 21, b->duplicate_of);
     bind_text(st, 22, b->out_dir);
+    bind_text(st, 23, b->replay_of);
+    sqlite3_bind_int(st, 24, b->forced);
 }
 
 int ledger_batch_insert(ledger *l, const batch_row *b)
 {
     sqlite3_stmt *st = prep(l, "INSERT INTO batches(" BATCH_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,"
-                               "?,?,?,?,?,?,?,?,?,?,?)");
+                               "?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st)
         return -1;
     bind_batch(st, b);
@@ -223,7 +225,7 @@ int ledger_batch_update(ledger *l, const batch_row *b)
                                "published=?10, rejected=?11, duplicate=?12, held=?13, "
                                "warnings=?14, outputs=?15, totals=?16, archive=?17, "
                                "manifest_sha256=?18, prev=?19, error=?20, duplicate_of=?21, "
-                               "out_dir=?22 WHERE id=?1");
+                               "out_dir=?22, replay_of=?23, forced=?24 WHERE id=?1");
     if (!st)
         return -1;
     bind_batch(st, b);
@@ -257,6 +259,8 @@ static void read_batch(sqlite3_stmt *st, batch_row *b)
     b->error = col_dup(st, 19);
     b->duplicate_of = col_dup(st, 20);
     b->out_dir = col_dup(st, 21);
+    b->replay_of = col_dup(st, 22);
+    b->forced = sqlite3_column_int(st, 23);
 }
 
 int ledger_batch_get(ledger *l, const char *id, batch_row *b)
@@ -327,10 +331,11 @@ int ledger_batch_by_manifest(ledger *l, const char *sha, batch_row *b)
 
 void batch_row_free(batch_row *b)
 {
-    char **f[] = {&b->id,      &b->kind,       &b->input_name,   &b->input_sha256,
-                  &b->state,   &b->claimed_at, &b->updated_at,   &b->tmpl,
-                  &b->outputs, &b->totals,     &b->archive,      &b->manifest_sha256,
-                  &b->prev,    &b->error,      &b->duplicate_of, &b->out_dir};
+    char **f[] = {&b->id,       &b->kind,       &b->input_name,   &b->input_sha256,
+                  &b->state,    &b->claimed_at, &b->updated_at,   &b->tmpl,
+                  &b->outputs,  &b->totals,     &b->archive,      &b->manifest_sha256,
+                  &b->prev,     &b->error,      &b->duplicate_of, &b->out_dir,
+                  &b->replay_of};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
         free(*f[i]);
         *f[i] = NULL;
@@ -382,6 +387,37 @@ int ledger_key_add(ledger *l, const char *kind, const char *key, size_t keylen, 
     sqlite3_bind_text(st, 3, tranno, (int)trlen, SQLITE_TRANSIENT);
     bind_text(st, 4, batch_id);
     int rc = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(l->db) ? 0 : 1) : fail(l);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ledger_key_replace(ledger *l, const char *kind, const char *key, const char *tranno,
+                       const char *batch_id)
+{
+    sqlite3_stmt *st =
+        prep(l, "INSERT OR REPLACE INTO keys(kind, key, tranno, batch_id) VALUES(?,?,?,?)");
+    if (!st)
+        return -1;
+    bind_text(st, 1, kind);
+    bind_text(st, 2, key);
+    bind_text(st, 3, tranno);
+    bind_text(st, 4, batch_id);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ledger_tranno_used_by_other(ledger *l, const char *kind, const char *tranno, size_t n,
+                                const char *batch_id)
+{
+    sqlite3_stmt *st = prep(l, "SELECT 1 FROM keys WHERE kind = ? AND tranno = ? AND batch_id "
+                               "IS NOT ? LIMIT 1");
+    if (!st)
+        return -1;
+    bind_text(st, 1, kind);
+    sqlite3_bind_text(st, 2, tranno, (int)n, SQLITE_TRANSIENT);
+    bind_text(st, 3, batch_id);
+    int rc = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
     return rc;
 }

@@ -30,6 +30,8 @@ typedef struct {
     char *outputs; /* JSON: [{"name","sha256","size"}] */
     char *totals;  /* JSON: {"USD":{"orders":…}} */
     char *archive, *manifest_sha256, *prev, *error, *duplicate_of, *out_dir;
+    char *replay_of; /* the batch this one replays */
+    int forced;      /* replayed with --force-republish */
     int64_t records, published, rejected, duplicate, held, warnings;
 } batch_row;
 
@@ -65,6 +67,11 @@ int ledger_last_batches(ledger *l, int limit, batch_row **rows, int *n);
 /* business keys: 0 inserted, 1 already there (published before), -1 error */
 int ledger_key_add(ledger *l, const char *kind, const char *key, size_t keylen, const char *tranno,
                    size_t trlen, const char *batch_id);
+/* ledger_key_replace - a key published again on purpose (replay --force-republish) */
+int ledger_key_replace(ledger *l, const char *kind, const char *key, const char *tranno,
+                       const char *batch_id);
+int ledger_tranno_used_by_other(ledger *l, const char *kind, const char *tranno, size_t n,
+                                const char *batch_id);
 int ledger_tranno_used(ledger *l, const char *kind, const char *tranno, size_t n);
 char *ledger_key_tranno(ledger *l, const char *kind, const char *key); /* malloc'ed or NULL */
 uint64_t ledger_next_seq(ledger *l, const char *name);

@@ -57,6 +57,11 @@ static const char usage_text[] =
     "        remove older archives after recording what goes in the chain\n"
     "  archive report --date D [--format txt|csv|html]\n"
     "        control totals per currency of what was sent to Sage that day\n"
+    "  replay BATCH [--dry-run] [--force-republish]\n"
+    "        run an archived input again through today's templates as a new batch\n"
+    "        that names the one it replays; --dry-run shows the differences from\n"
+    "        the original outputs and publishes nothing; orders published before\n"
+    "        stay unpublished unless --force-republish (recorded in the manifest)\n"
     "  convert FILE... [-o DIR] [--format csv|xml|both] [--template NAME]\n"
     "        convert Clarity exports (JSON array, NDJSON or {\"orders\":[...]}) into\n"
     "        Sage 500 staging files in DIR (default: the current folder):\n"
@@ -201,7 +206,7 @@ static int cmd_validate(const config *cfg, int argc, char **argv)
     return worst;
 }
 
-static const char *const later[] = {"deliver", "ledger", "replay", "map"};
+static const char *const later[] = {"deliver", "ledger", "map"};
 
 /* open_spool - the spool named by the configuration */
 static spool *open_spool(const char *cfgpath, config *cfg, int *rc)
@@ -233,6 +238,33 @@ static int cmd_spool(const char *cfgpath, config *cfg, int argc, char **argv)
         if (!s)
             return rc;
         rc = spool_run(s, once);
+        spool_close(s);
+        return rc;
+    }
+    if (strcmp(cmd, "replay") == 0) {
+        bool dry = false, force = false;
+        const char *batch = NULL;
+        for (int i = 1; i < argc; i++) {
+            if (!strcmp(argv[i], "--dry-run"))
+                dry = true;
+            else if (!strcmp(argv[i], "--force-republish"))
+                force = true;
+            else if (!batch && argv[i][0] != '-')
+                batch = argv[i];
+            else {
+                cfg_free(cfg);
+                return usage_error("replay takes BATCH [--dry-run] [--force-republish], not %s",
+                                   argv[i]);
+            }
+        }
+        if (!batch) {
+            cfg_free(cfg);
+            return usage_error("replay needs a BATCH%s", "");
+        }
+        spool *s = open_spool(cfgpath, cfg, &rc);
+        if (!s)
+            return rc;
+        rc = spool_replay(s, batch, dry, force);
         spool_close(s);
         return rc;
     }
@@ -310,7 +342,8 @@ int main(int argc, char **argv)
         return rc;
     }
     int is_spool = !strcmp(cmd, "run") || !strcmp(cmd, "status") || !strcmp(cmd, "archive") ||
-                   !strcmp(cmd, "hold") || !strcmp(cmd, "release") || !strcmp(cmd, "requeue");
+                   !strcmp(cmd, "replay") || !strcmp(cmd, "hold") || !strcmp(cmd, "release") ||
+                   !strcmp(cmd, "requeue");
     int known = is_spool || strcmp(cmd, "convert") == 0 || strcmp(cmd, "validate") == 0;
     if (!known) {
         for (size_t k = 0; k < sizeof later / sizeof *later; k++)

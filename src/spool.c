@@ -58,6 +58,8 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include <csv.h>
+
 #include "archive.h"
 #include "convert.h"
 #include "ledger.h"
@@ -93,8 +95,10 @@ struct spool {
     char **ignore;
     int nignore;
     char instance[128];
-    hset told; /* names already reported as symlinks or odd files */
-    int worst; /* exit status of this run */
+    hset told;             /* names already reported as symlinks or odd files */
+    int worst;             /* exit status of this run */
+    const char *replay_of; /* set while a replay runs through process_claimed */
+    bool force;            /* replay --force-republish */
     uint64_t processed;
 };
 
@@ -489,6 +493,8 @@ static int hook_used(void *ctx, const char *column, const char *v, size_t n)
 {
     (void)column;
     hook_ctx *h = ctx;
+    if (h->s->replay_of) /* a replay may reuse the numbers of the batch it replays */
+        return ledger_tranno_used_by_other(h->s->led, h->kind, v, n, h->s->replay_of) == 1;
     return ledger_tranno_used(h->s->led, h->kind, v, n) == 1;
 }
 
@@ -514,6 +520,17 @@ static int hook_accept(void *ctx, const template *t, const tpl_result *res, sbuf
     if (r < 0) {
         sbuf_printf(why, "ledger: %s", ledger_error(h->s->led));
         return -1;
+    }
+    if (r == 1 && h->s->force) {
+        /* replay --force-republish: recorded in the batch and its manifest */
+        char *k = strndup(res->key.p, res->key.n);
+        char *tr = strndup(res->key_ref.p, res->key_ref.n);
+        int rr = ledger_key_replace(h->s->led, h->kind, k, tr, h->batch);
+        log_event(LOG_LVL_WARN, h->batch, NULL, "republished", "key=%s tranno=%s", log_q(k),
+                  log_q(tr));
+        free(k);
+        free(tr);
+        return rr < 0 ? -1 : 0;
     }
     if (r == 1) {
         char *k = strndup(res->key.p, res->key.n);
@@ -702,6 +719,9 @@ static char *manifest(spool *s, const batch_row *b, const pub_file *f, int n, co
     gen_kv(g, "received_at", b->claimed_at);
     gen_kv(g, "processed_at", b->updated_at);
     gen_kv(g, "duplicate_of", b->duplicate_of);
+    gen_kv(g, "replay_of", b->replay_of);
+    gen_s(g, "force_republish");
+    yajl_gen_bool(g, b->forced);
     gen_s(g, "input");
     char *in = path_join(s->work, b->input_name);
     char hex[65] = "";
@@ -1188,7 +1208,7 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed)
         result = DONE_SKIP;
         goto out;
     }
-    char *dup = ledger_seen_sha(s->led, sha);
+    char *dup = s->replay_of ? NULL : ledger_seen_sha(s->led, sha); /* a replay is asked for */
     batch_row b = {.id = id,
                    .kind = xstrdup(kind),
                    .input_name = xstrdup(name),
@@ -1196,6 +1216,8 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed)
                    .claimed_at = xstrdup(claimed_iso),
                    .out_dir = xstrdup(s->out_sage)};
     b.id = xstrdup(id);
+    b.replay_of = s->replay_of ? xstrdup(s->replay_of) : NULL;
+    b.forced = s->force;
     if (dup) {
         /* exactly once by content: recorded and archived, not published */
         b.duplicate_of = dup;
@@ -2065,4 +2087,304 @@ const char *spool_archive_dir(spool *s)
 const char *spool_path(spool *s)
 {
     return s->dir;
+}
+
+/* ---------------------------------------------------------------- replay */
+
+/* a CSV read one row at a time (libcsv, fed a line at a time: memory is one row) */
+typedef struct {
+    FILE *f;
+    struct csv_parser p;
+    char **cell;
+    int n, cap, ready, eof;
+    char *line;
+    size_t lcap;
+} csv_rows;
+
+static void cr_field(void *s, size_t n, void *u)
+{
+    csv_rows *r = u;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 32;
+        r->cell = xrealloc(r->cell, (size_t)r->cap * sizeof *r->cell);
+    }
+    r->cell[r->n++] = strndup(s ? (const char *)s : "", s ? n : 0);
+}
+
+static void cr_row(int c, void *u)
+{
+    (void)c;
+    ((csv_rows *)u)->ready = 1;
+}
+
+static void cr_clear(csv_rows *r)
+{
+    for (int i = 0; i < r->n; i++)
+        free(r->cell[i]);
+    r->n = 0;
+    r->ready = 0;
+}
+
+/* cr_next - 1 with a row in r->cell, 0 at the end */
+static int cr_next(csv_rows *r)
+{
+    cr_clear(r);
+    while (!r->ready && !r->eof) {
+        ssize_t k = getline(&r->line, &r->lcap, r->f);
+        if (k <= 0) {
+            csv_fini(&r->p, cr_field, cr_row, r);
+            r->eof = 1;
+        } else {
+            csv_parse(&r->p, r->line, (size_t)k, cr_field, cr_row, r);
+        }
+    }
+    return r->ready;
+}
+
+static int cr_open(csv_rows *r, const char *path)
+{
+    memset(r, 0, sizeof *r);
+    r->f = fopen(path, "rb");
+    if (!r->f)
+        return -1;
+    csv_init(&r->p, CSV_APPEND_NULL);
+    return 0;
+}
+
+static void cr_close(csv_rows *r)
+{
+    cr_clear(r);
+    free(r->cell);
+    free(r->line);
+    csv_free(&r->p);
+    if (r->f)
+        fclose(r->f);
+}
+
+/* diff_csv - print each changed cell: "FILE row N (KEY) COLUMN: old -> new"; count changes */
+static int diff_csv(const char *name, const char *a, const char *b)
+{
+    csv_rows x, y;
+    if (cr_open(&x, a) != 0 || cr_open(&y, b) != 0) {
+        printf("%s: cannot read for comparison\n", name);
+        cr_close(&x);
+        return 1;
+    }
+    char **head = NULL;
+    int nh = 0, changes = 0;
+    for (long row = 0;; row++) {
+        int hx = cr_next(&x), hy = cr_next(&y);
+        if (!hx && !hy)
+            break;
+        if (hx != hy) {
+            printf("%s row %ld (%s): only in the %s\n", name, row, hx ? x.cell[0] : y.cell[0],
+                   hx ? "original" : "replay");
+            changes++;
+            continue;
+        }
+        if (row == 0) {
+            head = xcalloc((size_t)x.n + 1, sizeof *head);
+            for (int i = 0; i < x.n; i++)
+                head[i] = xstrdup(x.cell[i]);
+            nh = x.n;
+        }
+        int m = x.n > y.n ? x.n : y.n;
+        for (int i = 0; i < m; i++) {
+            const char *o = i < x.n ? x.cell[i] : "", *n = i < y.n ? y.cell[i] : "";
+            if (strcmp(o, n) != 0) {
+                printf("%s row %ld (%s) %s: \"%s\" -> \"%s\"\n", name, row, x.n ? x.cell[0] : "",
+                       i < nh ? head[i] : "?", o, n);
+                changes++;
+            }
+        }
+    }
+    for (int i = 0; i < nh; i++)
+        free(head[i]);
+    free(head);
+    cr_close(&x);
+    cr_close(&y);
+    return changes;
+}
+
+/* files_differ - 1 when two files differ (byte compare) */
+static int files_differ(const char *a, const char *b)
+{
+    FILE *x = fopen(a, "rb"), *y = fopen(b, "rb");
+    int d = !x || !y;
+    char bx[65536], by[65536];
+    while (!d) {
+        size_t nx = fread(bx, 1, sizeof bx, x), ny = fread(by, 1, sizeof by, y);
+        if (nx != ny || memcmp(bx, by, nx) != 0)
+            d = 1;
+        if (nx == 0)
+            break;
+    }
+    if (x)
+        fclose(x);
+    if (y)
+        fclose(y);
+    return d;
+}
+
+/* hook_used_ro - for a dry run: TranNo values taken by other batches than the replayed one */
+typedef struct {
+    spool *s;
+    const char *kind, *batch;
+} ro_ctx;
+
+static int hook_used_ro(void *ctx, const char *column, const char *v, size_t n)
+{
+    (void)column;
+    ro_ctx *r = ctx;
+    return ledger_tranno_used_by_other(r->s->led, r->kind, v, n, r->batch) == 1;
+}
+
+int spool_replay(spool *s, const char *id, bool dry, bool force)
+{
+    batch_row b;
+    int r = ledger_batch_get(s->led, id, &b);
+    if (r != 0) {
+        fprintf(stderr, "sagebridge: %s: no such batch (see `sagebridge archive list`)\n", id);
+        return r < 0 ? EX_IOERR : EX_NOINPUT;
+    }
+    if (!b.archive || !b.input_name || (b.kind && !strcmp(b.kind, "prune"))) {
+        fprintf(stderr, "sagebridge: %s: no archived input to replay (state %s)\n", id, b.state);
+        batch_row_free(&b);
+        return EX_NOINPUT;
+    }
+    char *apath = path_join(s->archive, b.archive);
+    sbuf member = {0}, err = {0}, tmp = {0};
+    sbuf_printf(&member, "input/%s", b.input_name);
+    int rc = EX_OK;
+    if (dry) {
+        sbuf_printf(&tmp, "%s/.replay-XXXXXX", s->work);
+        if (!mkdtemp(tmp.p)) {
+            fprintf(stderr, "sagebridge: %s: %s\n", tmp.p, strerror(errno));
+            rc = EX_CANTCREAT;
+            goto out;
+        }
+        char *in = path_join(tmp.p, b.input_name);
+        if (arc_save_member(apath, member.p, in, &err) != 0) {
+            fprintf(stderr, "sagebridge: %s\n", sbuf_str(&err));
+            rc = EX_IOERR;
+            free(in);
+            goto out_tmp;
+        }
+        pub_file orig[SW_MAX_FILES];
+        int no = parse_outputs(b.outputs, orig, SW_MAX_FILES);
+        int formats = 0;
+        for (int i = 0; i < no; i++) {
+            size_t l = strlen(orig[i].name);
+            formats |= l > 4 && !strcmp(orig[i].name + l - 4, ".xml") ? SW_XML : SW_CSV;
+        }
+        ro_ctx rc_ = {s, b.kind, b.id};
+        tpl_hooks hooks = {hook_used_ro, NULL, &rc_};
+        convert_opts o = {.templates = s->tpl,
+                          .outdir = tmp.p,
+                          .formats = formats ? formats : s->formats,
+                          .batch = b.id,
+                          .display_name = b.input_name,
+                          .hooks = &hooks,
+                          .rejects_name = "replay.rejects.json"};
+        convert_stats cs;
+        int crc = convert_file(&o, in, &cs);
+        free(in);
+        if (crc != EX_OK && crc != EX_DATAERR) {
+            rc = crc;
+            goto out_tmp;
+        }
+        int changes = 0;
+        for (int i = 0; i < no; i++) {
+            char *now = path_join(tmp.p, orig[i].name);
+            sbuf was = {0};
+            sbuf_printf(&was, "%s/was-%s", tmp.p, orig[i].name);
+            sbuf om = {0};
+            sbuf_printf(&om, "output/%s", orig[i].name);
+            if (arc_save_member(apath, om.p, was.p, &err) != 0) {
+                printf("%s: not in the archive\n", orig[i].name);
+                changes++;
+            } else if (access(now, F_OK) != 0) {
+                printf("%s: the replay writes no such file\n", orig[i].name);
+                changes++;
+            } else if (files_differ(was.p, now)) {
+                size_t l = strlen(orig[i].name);
+                if (l > 4 && !strcmp(orig[i].name + l - 4, ".csv"))
+                    changes += diff_csv(orig[i].name, was.p, now);
+                else {
+                    printf("%s: differs (the CSV files name the fields)\n", orig[i].name);
+                    changes++;
+                }
+            }
+            free(now);
+            sbuf_free(&was);
+            sbuf_free(&om);
+        }
+        if (changes)
+            printf("replay of %s (dry run, templates of today): %d difference%s; nothing was "
+                   "published\n",
+                   b.id, changes, changes == 1 ? "" : "s");
+        else
+            printf("replay of %s (dry run, templates of today): no differences; nothing was "
+                   "published\n",
+                   b.id);
+        if (cs.rejected)
+            printf("%llu record%s would be rejected\n", (unsigned long long)cs.rejected,
+                   cs.rejected == 1 ? "" : "s");
+    out_tmp:
+        /* the scratch folder holds only what this dry run wrote */
+        {
+            DIR *d = opendir(tmp.p);
+            struct dirent *e;
+            while (d && (e = readdir(d)) != NULL)
+                if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                    char *p = path_join(tmp.p, e->d_name);
+                    unlink(p);
+                    free(p);
+                }
+            if (d)
+                closedir(d);
+            rmdir(tmp.p);
+        }
+        goto out;
+    }
+    /* a real replay: a new batch through the whole pipeline */
+    s->worst = EX_OK;
+    recover(s);
+    sbuf name = {0};
+    sbuf_printf(&name, "replay-%s-%s", b.id, b.input_name);
+    char *part = path_join(s->work, ".replay.sbtmp");
+    char *dest = path_join(s->work, name.p);
+    if (arc_save_member(apath, member.p, part, &err) != 0 ||
+        renameat2(AT_FDCWD, part, AT_FDCWD, dest, RENAME_NOREPLACE) != 0) {
+        fprintf(stderr, "sagebridge: %s\n", err.len ? err.p : strerror(errno));
+        unlink(part);
+        rc = EX_IOERR;
+    } else {
+        int fd = open(dest, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            fprintf(stderr, "sagebridge: %s: %s\n", dest, strerror(errno));
+            rc = EX_IOERR;
+        } else {
+            s->replay_of = b.id;
+            s->force = force;
+            log_event(LOG_LVL_INFO, NULL, name.p, "replay", "of=%s force_republish=%s", b.id,
+                      force ? "yes" : "no");
+            process_claimed(s, name.p, fd, time(NULL));
+            s->replay_of = NULL;
+            s->force = false;
+            rc = s->worst;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    free(part);
+    free(dest);
+    sbuf_free(&name);
+out:
+    free(apath);
+    sbuf_free(&member);
+    sbuf_free(&err);
+    sbuf_free(&tmp);
+    batch_row_free(&b);
+    return rc;
 }

@@ -26,6 +26,10 @@ int spool_status(spool *s, bool json);
 /* spool_move - "hold", "release" or "requeue" NAME; exit status */
 int spool_move(spool *s, const char *op, const char *name);
 
+/* spool_replay - run an archived input again through today's templates: a new batch that
+ * names the one it replays; dry: only show how the outputs would differ */
+int spool_replay(spool *s, const char *batch, bool dry, bool force);
+
 /* for the archive commands (audit.c) */
 struct ledger;
 struct ledger *spool_ledger(spool *s);

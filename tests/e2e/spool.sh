@@ -578,7 +578,7 @@ sed -i 's/^settle_ms = .*/settle_ms = 60000/; s/^rescan_s = .*/rescan_s = 1/' "$
 "$SB" -c "$(cfg s7)" run >/dev/null 2>"$WORK/s7.log" &
 WPID=$!
 BGPIDS="$BGPIDS $WPID"
-until_true 50 grep -q 'watching' "$WORK/s7.log"
+until_true 50 grep -qs 'watching' "$WORK/s7.log"
 expect "spool: run (watching) starts" grep -q 'watching' "$WORK/s7.log"
 cp "$EX/orders-2026-11-01.json" "$S/in/clarity/up.json.filepart"
 cp "$GOLD/orders-decimals/input/orders-decimals.json" "$S/in/clarity/copied.json"  # fresh, not renamed
@@ -635,7 +635,7 @@ SAGEBRIDGE_SPOOL_WATCH=poll SAGEBRIDGE_SPOOL_POLL_MS=200 SAGEBRIDGE_SPOOL_SETTLE
     "$SB" -c "$(cfg s7b)" run >/dev/null 2>"$WORK/s7b.log" &
 WPID=$!
 BGPIDS="$BGPIDS $WPID"
-until_true 50 grep -q 'watching' "$WORK/s7b.log"
+until_true 50 grep -qs 'watching' "$WORK/s7b.log"
 expect "spool: watch=poll: runs in poll mode" grep -q 'mode=poll' "$WORK/s7b.log"
 cp "$EX/orders-2026-11-01.json" "$S/in/clarity/polled.json"
 until_true 50 has_done s7b "$EX/orders-2026-11-01.json"
@@ -659,7 +659,7 @@ python3 "$TOP/bench/gen-orders.py" 0.02 "$WORK/grow.ndjson" --shape ndjson >/dev
 SAGEBRIDGE_SPOOL_SETTLE_MS=1500 "$SB" -c "$(cfg s7c)" run >/dev/null 2>"$WORK/s7c.log" &
 WPID=$!
 BGPIDS="$BGPIDS $WPID"
-until_true 50 grep -q 'watching' "$WORK/s7c.log"
+until_true 50 grep -qs 'watching' "$WORK/s7c.log"
 nl=$(lines_of "$WORK/grow.ndjson")
 q=$(((nl + 3) / 4))
 for i in 0 1 2 3; do

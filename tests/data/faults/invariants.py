@@ -260,17 +260,25 @@ if check_order and order:
 
 # ---------------------------------------------------------------- ledger
 conf = os.path.join(SPOOL, "sagebridge.conf")
-r = subprocess.run([SB, "-c", conf, "archive", "verify"], capture_output=True, text=True)
+def sbrun(*a):
+    try:
+        return subprocess.run([SB, "-c", conf, *a], capture_output=True, text=True)
+    except OSError as e:  # the binary could not be run at all
+        return subprocess.CompletedProcess(a, 126, "", str(e))
+
+
+r = sbrun("archive", "verify")
 out(r.returncode == 0, "sagebridge archive verify passes",
     f"exit {r.returncode}: {(r.stdout + r.stderr).strip()[:300]}")
-r = subprocess.run([SB, "-c", conf, "status", "--json"], capture_output=True, text=True)
+r = sbrun("status", "--json")
 try:
     st = json.loads(r.stdout)
     badb = [f"{b['input']}: {b['state']}" for b in st["last_batches"] if b["state"] not in states]
     wf = st["folders"]["work"]["files"]
     out(r.returncode == 0 and not badb and wf == 0 and st["last_batches"],
         f"status --json: last batches {'/'.join(sorted(states))}, work/ empty",
-        f"exit {r.returncode}, work files {wf}, batches not {states}: {badb}")
+        f"exit {r.returncode}, work files {wf}, {len(st['last_batches'])} last batches, "
+        f"not {'/'.join(sorted(states))}: {badb}")
 except Exception as e:
     out(False, "status --json: last batches archived, work/ empty",
         f"exit {r.returncode}: {e}: {r.stdout[:200]} {r.stderr[:200]}")
