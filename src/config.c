@@ -92,7 +92,10 @@ void cfg_free(config *c)
 /* env_name - SAGEBRIDGE_SECTION_KEY, upper-cased */
 static void env_name(char *buf, size_t sz, const char *section, const char *key, const char *suffix)
 {
-    snprintf(buf, sz, "SAGEBRIDGE_%s_%s%s", section, key, suffix);
+    if (*section)
+        snprintf(buf, sz, "SAGEBRIDGE_%s_%s%s", section, key, suffix);
+    else /* a key before any [section]: SAGEBRIDGE_KEY */
+        snprintf(buf, sz, "SAGEBRIDGE_%s%s", key, suffix);
     for (char *p = buf; *p; p++)
         *p = (char)(isalnum((unsigned char)*p) ? toupper((unsigned char)*p) : '_');
 }

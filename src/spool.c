@@ -136,9 +136,10 @@ static const char conf_template[] =
     "# environment as SAGEBRIDGE_SECTION_KEY (e.g. SAGEBRIDGE_SPOOL_SETTLE_MS=500), which\n"
     "# wins over this file; secrets preferably through SAGEBRIDGE_SECTION_KEY_FILE.\n"
     "\n"
-    "[spool]\n"
     "# the spool folder (in/, work/, out/, error/, archive/, ledger.db)\n"
-    "dir = %s\n"
+    "spool = %s\n"
+    "\n"
+    "[spool]\n"
     "# a file is taken when its size and mtime have not changed for this long\n"
     "settle_ms = 2000\n"
     "# a JSON file that ends too early is waited for this long, then rejected\n"
@@ -324,7 +325,10 @@ spool *spool_open(const char *conf_file, config *cfg, sbuf *err, int *exit_code)
     s->cfg = cfg;
     s->cfg_path = conf_file ? xstrdup(conf_file) : NULL;
     *exit_code = EX_CONFIG;
-    const char *d = cfg_get(cfg, "spool", "dir");
+    /* "spool = DIR" before any section (SPEC §2), or [spool] dir = DIR */
+    const char *d = cfg_get(cfg, "", "spool");
+    if (!d)
+        d = cfg_get(cfg, "spool", "dir");
     if (d && d[0] != '/' && cfg_path(cfg))
         s->dir = path_join(cfg_dir(cfg), d);
     else
@@ -845,6 +849,17 @@ static int commit_state(spool *s, batch_row *b, const char *state)
     return 0;
 }
 
+/* done_name - PREFIX_BATCH.done, the prefix being that of the batch's files (malloc'ed) */
+static char *done_name(const batch_row *b, const pub_file *f, int n)
+{
+    const char *us = n > 0 ? strchr(f[0].name, '_') : NULL;
+    if (!us)
+        return NULL;
+    sbuf d = {0};
+    sbuf_printf(&d, "%.*s_%s.done", (int)(us - f[0].name), f[0].name, b->id);
+    return d.p;
+}
+
 /* publish - step 4: link for the archive, rename into place, .done last */
 static int publish(spool *s, batch_row *b, const pub_file *f, int n)
 {
@@ -889,13 +904,7 @@ static int publish(spool *s, batch_row *b, const pub_file *f, int n)
         rc = fsync_dir(s->out_sage, &err);
     if (rc == 0 && taken == 0 && n > 0) {
         /* written last; not again once Sage has taken the batch (a .done alone would lie) */
-        char *done = NULL;
-        const char *us = strchr(f[0].name, '_');
-        if (us) {
-            sbuf d = {0};
-            sbuf_printf(&d, "%.*s_%s.done", (int)(us - f[0].name), f[0].name, b->id);
-            done = d.p;
-        }
+        char *done = done_name(b, f, n);
         if (done)
             rc = publish_done(s->out_sage, f, n, done, &err);
         free(done);
@@ -924,10 +933,27 @@ static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
     sbuf_printf(&rj, "%s.rejects.json", rejects);
     free(rejects);
     bool have_rejects = (b->rejected || b->duplicate) && access(rj.p, R_OK) == 0;
+    /* the .done marker is published too: archived and listed like the others */
+    pub_file all[SW_MAX_FILES + 1];
+    int na = n;
+    memcpy(all, f, (size_t)n * sizeof *f);
+    sbuf done = {0};
+    char *dn = done_name(b, f, n);
+    if (dn) {
+        for (int i = 0; i < n; i++)
+            sbuf_printf(&done, "%s  %s\n", f[i].sha256, f[i].name);
+        unsigned char d[32];
+        unsigned int dl = 0;
+        EVP_Digest(done.p, done.len, d, &dl, EVP_sha256(), NULL);
+        snprintf(all[na].name, sizeof all[na].name, "%s", dn);
+        for (int i = 0; i < 32; i++)
+            snprintf(all[na].sha256 + 2 * i, 3, "%02x", d[i]);
+        all[na++].size = done.len;
+    }
     size_t mlen, rlen;
-    char *man = manifest(s, b, f, n, prev, have_rejects ? rj.p : NULL, &mlen);
-    char *rep = report(b, f, n, &rlen);
-    arc_member *m = xcalloc((size_t)n + 5, sizeof *m);
+    char *man = manifest(s, b, all, na, prev, have_rejects ? rj.p : NULL, &mlen);
+    char *rep = report(b, all, na, &rlen);
+    arc_member *m = xcalloc((size_t)n + 6, sizeof *m);
     int k = 0;
     sbuf names = {0};
     char *in_path = path_join(s->work, b->input_name);
@@ -944,6 +970,11 @@ static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
         owned[no++] = mn.p;
         owned[no++] = mp.p;
         m[k++] = (arc_member){mn.p, mp.p, NULL, 0};
+    }
+    sbuf dm = {0};
+    if (dn) {
+        sbuf_printf(&dm, "output/%s", dn);
+        m[k++] = (arc_member){dm.p, NULL, done.p, done.len};
     }
     sbuf rjm = {0};
     if (have_rejects) {
@@ -999,6 +1030,9 @@ static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
     free(owned);
     free(in_path);
     sbuf_free(&rjm);
+    sbuf_free(&dm);
+    sbuf_free(&done);
+    free(dn);
     sbuf_free(&rj);
     sbuf_free(&err);
     free(m);

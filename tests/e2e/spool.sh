@@ -275,10 +275,10 @@ for d in "" in in/clarity in/sage work out out/sage out/clarity sent sent/clarit
 done
 none_bad "spool: init creates every spool folder, mode 0750"
 expect "spool: init writes DIR/sagebridge.conf" [ -f "$S/sagebridge.conf" ]
-expect "spool: init's config names the spool by absolute path" grep -qx -e "dir = $S" -e "dir = $(cd "$S" && pwd -P)" "$S/sagebridge.conf"
+expect "spool: init's config names the spool by absolute path" grep -qx -e "spool = $S" -e "spool = $(cd "$S" && pwd -P)" "$S/sagebridge.conf"
 expect "spool: init's config is 0640" [ "$(stat -c %a "$S/sagebridge.conf")" = 640 ]
 (cd "$WORK" && "$SB" init rel >/dev/null 2>&1)
-expect "spool: init with a relative DIR writes the absolute path" grep -qx "dir = $(cd "$WORK" && pwd -P)/rel" "$WORK/rel/sagebridge.conf"
+expect "spool: init with a relative DIR writes the absolute path" grep -qx "spool = $(cd "$WORK" && pwd -P)/rel" "$WORK/rel/sagebridge.conf"
 echo "# edited by spool.sh" >>"$S/sagebridge.conf"
 cp "$S/sagebridge.conf" "$WORK/s1.conf.edited"
 run init "$S"
@@ -287,7 +287,7 @@ expect "spool: init twice keeps the edited config" cmp -s "$S/sagebridge.conf" "
 mkdir -p "$WORK/cf"
 run -c "$WORK/cf/my.conf" init "$WORK/s1b"
 expect_rc "spool: init with -c exits 0" 0
-expect "spool: init -c FILE writes the config to FILE" grep -qx -e "dir = $WORK/s1b" -e "dir = $(cd "$WORK" && pwd -P)/s1b" "$WORK/cf/my.conf"
+expect "spool: init -c FILE writes the config to FILE" grep -qx -e "spool = $WORK/s1b" -e "spool = $(cd "$WORK" && pwd -P)/s1b" "$WORK/cf/my.conf"
 expect "spool: init -c FILE writes no DIR/sagebridge.conf" [ ! -e "$WORK/s1b/sagebridge.conf" -a -d "$WORK/s1b/in/clarity" ]
 run -c "$WORK/cf/my.conf" status
 check "spool: the config written by init -c is usable" '[ "$rc" = 0 ] && grep -q "$WORK/s1b" "$WORK/out"'
