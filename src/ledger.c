@@ -304,8 +304,8 @@ int ledger_each(ledger *l, const char *since, const char *until, const char *kin
     bind_text(st, 2, until);
     bind_text(st, 3, kind);
     bind_text(st, 4, state);
-    int rc = 0, r;
-    while (rc == 0 && (r = sqlite3_step(st)) == SQLITE_ROW) {
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         batch_row b;
         read_batch(st, &b);
         rc = fn(ctx, &b);

@@ -641,26 +641,24 @@ static int parse_outputs(const char *json, pub_file *f, int max)
 /* emit_val - re-emit a parsed JSON value (totals) into a generator */
 static void emit_val(yajl_gen g, yajl_val v)
 {
-    if (!v) {
-        yajl_gen_null(g);
-    } else if (YAJL_IS_STRING(v)) {
+    if (v && YAJL_IS_STRING(v)) {
         gen_s(g, YAJL_GET_STRING(v));
-    } else if (YAJL_IS_NUMBER(v)) {
+    } else if (v && YAJL_IS_NUMBER(v)) {
         const char *n = YAJL_GET_NUMBER(v);
         yajl_gen_number(g, n, strlen(n));
-    } else if (YAJL_IS_OBJECT(v)) {
+    } else if (v && YAJL_IS_OBJECT(v)) {
         yajl_gen_map_open(g);
         for (size_t i = 0; i < v->u.object.len; i++) {
             gen_s(g, v->u.object.keys[i]);
             emit_val(g, v->u.object.values[i]);
         }
         yajl_gen_map_close(g);
-    } else if (YAJL_IS_ARRAY(v)) {
+    } else if (v && YAJL_IS_ARRAY(v)) {
         yajl_gen_array_open(g);
         for (size_t i = 0; i < v->u.array.len; i++)
             emit_val(g, v->u.array.values[i]);
         yajl_gen_array_close(g);
-    } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+    } else if (v && (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))) {
         yajl_gen_bool(g, YAJL_IS_TRUE(v));
     } else {
         yajl_gen_null(g);
@@ -816,7 +814,7 @@ static char *report(const batch_row *b, const pub_file *f, int n, size_t *len)
         sbuf_printf(&r,
                     "\n%lld records were left out; each is listed with its reason in "
                     "%s.rejects.json\n",
-                    (long long)(b->rejected + b->duplicate), b->input_name);
+                    (long long)b->rejected + (long long)b->duplicate, b->input_name);
     *len = r.len;
     return r.p;
 }
@@ -1691,10 +1689,11 @@ static int scan(spool *s, const nameset *immediate, long *next_ms)
     nameset all = {0};
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
             ns_add(&all, e->d_name);
     closedir(d);
-    qsort(all.names, (size_t)all.n, sizeof *all.names, cmp_names); /* oldest name first */
+    if (all.n)
+        qsort(all.names, (size_t)all.n, sizeof *all.names, cmp_names); /* oldest name first */
     int settling = 0;
     *next_ms = -1;
     struct timespec now;
@@ -2370,7 +2369,7 @@ int spool_replay(spool *s, const char *id, bool dry, bool force)
             DIR *d = opendir(tmp.p);
             struct dirent *e;
             while (d && (e = readdir(d)) != NULL)
-                if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
                     char *p = path_join(tmp.p, e->d_name);
                     unlink(p);
                     free(p);

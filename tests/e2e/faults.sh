@@ -1,13 +1,14 @@
 # faults.sh - fault injection against the real binary (SPEC §3 rules 1, 2, 4; §7).
 #
-# Crashes at every step of a batch (SAGEBRIDGE_CRASH_AT), kill -9 at random
-# instants, two instances on one spool, SIGTERM while a batch is in hand, a
-# slow uploader, a full disk.  After each recovery the same invariants are
-# checked (tests/data/faults/invariants.py): work/ empty, no temp left, every
-# .done verifies, nothing doubled, nothing lost, every input archived exactly
-# once, one manifest chain ending at archive/CHAIN (and `archive verify` agrees),
-# the ledger (via status)
-# says archived.
+# Crashes at every step of a batch (SAGEBRIDGE_CRASH_AT), also in a batch with
+# business keys published before, kill -9 at random instants, two instances on
+# one spool, SIGTERM while a batch is in hand, a slow uploader, a disk that
+# fills up at each step (tmpfs; skipped when it cannot be mounted).  After each
+# recovery the same invariants are checked (tests/data/faults/invariants.py):
+# work/ empty, no temp left, every .done verifies, nothing doubled, nothing
+# lost, every input archived exactly once, one manifest chain ending at
+# archive/CHAIN (and `archive verify` agrees), the ledger (via status) says
+# archived.  FAULTS_SEED=N repeats the random kill instants.
 . "$TOP/tests/lib/testlib.sh"
 EX=$TOP/examples
 GEN=$TOP/bench/gen-orders.py
