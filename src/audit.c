@@ -300,7 +300,7 @@ typedef struct {
     int nrm;
     hset seen;  /* batch ids met on the walk */
     sbuf first; /* the first difference */
-    uint64_t batches, members;
+    uint64_t batches, members, pruned;
 } verify_ctx;
 
 typedef struct {
@@ -483,7 +483,8 @@ static int not_in_chain(void *ctx, const batch_row *b)
     return 0;
 }
 
-/* disk_check - every archive file belongs to a batch met on the walk */
+/* disk_check - every archive file (at any depth of archive/) belongs to a batch met on
+ * the walk */
 static void disk_check(verify_ctx *v, const char *dir, int depth)
 {
     DIR *d = opendir(dir);
@@ -496,7 +497,8 @@ static void disk_check(verify_ctx *v, const char *dir, int depth)
         char *p = xmalloc(strlen(dir) + strlen(e->d_name) + 2);
         sprintf(p, "%s/%s", dir, e->d_name);
         size_t l = strlen(e->d_name);
-        if (depth < 3) {
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode) && depth < 8) {
             disk_check(v, p, depth + 1);
         } else if (l > 7 && strcmp(e->d_name + l - 7, ".tar.gz") == 0) {
             e->d_name[l - 7] = '\0';
@@ -537,6 +539,7 @@ static int verify_chain(verify_ctx *v)
         char *next = NULL;
         if (r) {
             hset_add(&v->seen, hash_bytes(r->batch, strlen(r->batch)));
+            v->pruned++;
             next = r->prev ? xstrdup(r->prev) : NULL;
         } else {
             batch_row b;
@@ -560,7 +563,7 @@ static int verify_chain(verify_ctx *v)
     if (!v->first.len)
         ledger_each(l, NULL, NULL, NULL, "archived", not_in_chain, v);
     if (!v->first.len)
-        disk_check(v, spool_archive_dir(v->s), 1);
+        disk_check(v, spool_archive_dir(v->s), 0);
     free(head);
     sbuf_free(&cp);
     sbuf_free(&chain);
@@ -606,9 +609,13 @@ static int cmd_verify(spool *s, int argc, char **argv)
         printf("FAILED: %s\n", v.first.p);
         rc = EX_DATAERR;
     } else {
-        printf("verified: %s%llu batch%s, %llu members re-hashed; %s\n", one ? "" : "the chain, ",
-               (unsigned long long)(one ? 1 : v.batches), (one || v.batches == 1) ? "" : "es",
-               (unsigned long long)v.members,
+        uint64_t n = one ? 1 : v.batches + v.pruned;
+        char pr[64] = "";
+        if (v.pruned)
+            snprintf(pr, sizeof pr, " (%llu pruned, recorded in the chain)",
+                     (unsigned long long)v.pruned);
+        printf("verified: %s%llu batch%s%s, %llu members re-hashed; %s\n", one ? "" : "the chain, ",
+               (unsigned long long)n, n == 1 ? "" : "es", pr, (unsigned long long)v.members,
                one ? "the manifest matches the ledger" : "the ledger and the archive folder agree");
         rc = EX_OK;
     }
