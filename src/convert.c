@@ -20,11 +20,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <yajl/yajl_gen.h>
 
 #include "clarity_in.h"
+#include "clarity_out.h"
+#include "sage_in.h"
 #include "publish.h"
 
 #define READ_CHUNK (256 * 1024)
@@ -40,6 +45,10 @@ typedef struct {
     tpl_run *run;
     tpl_result res;
     sage_writer *w;
+    clarity_writer *cw; /* Sage exports: a Clarity API batch */
+    sage_reader *sin;
+    char **head; /* the CSV's header, for template detection */
+    int nhead;
     ofile *rejects;
     yajl_gen gen;
     convert_stats st;
@@ -48,6 +57,8 @@ typedef struct {
 } job;
 
 static const char *const kinds[] = {"orders", "products", "customers", "payments"};
+static const char *const sage_kinds[] = {"inventory", "shipments", "so_status", "items",
+                                         "customers"};
 
 /* kind_from_name - "orders-2026.json" -> "orders" */
 static const char *kind_from_name(const char *path)
@@ -75,6 +86,30 @@ static int has_key(void *ctx, const char *key)
     return cin_first_has_key(ctx, key);
 }
 
+static int start_template(job *j);
+
+/* sha256_file - hex digest of a file, "" when it cannot be read */
+static void sha256_file(const char *path, char hex[65])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    hex[0] = '\0';
+    if (fd < 0)
+        return;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        EVP_DigestUpdate(md, buf, (size_t)n);
+    close(fd);
+    unsigned char h[32];
+    unsigned int hl = 0;
+    EVP_DigestFinal_ex(md, h, &hl);
+    EVP_MD_CTX_free(md);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+}
+
 /* choose_template - on the first record */
 static int choose_template(job *j)
 {
@@ -91,7 +126,7 @@ static int choose_template(job *j)
             return -1;
         }
     } else {
-        j->t = tpl_detect(s, kind, has_key, j->cin);
+        j->t = tpl_detect(s, kind, 0, has_key, j->cin);
         if (!j->t) {
             fprintf(stderr,
                     "sagebridge: %s: no template recognises these records (kind %s); name one "
@@ -101,12 +136,42 @@ static int choose_template(job *j)
             return -1;
         }
     }
+    return start_template(j);
+}
+
+/* start_template - the template is chosen: its run, its result, its writer */
+static int start_template(job *j)
+{
     j->st.template_name = tpl_name(j->t);
     j->run = tpl_run_new(j->t);
     tpl_run_set_hooks(j->run, j->o->hooks);
     j->st.tmpl = j->t;
     tpl_result_init(&j->res, j->t);
-    if (j->o->outdir) {
+    if (j->o->outdir && tpl_output(j->t)->nops) {
+        char now[32];
+        time_t t = j->o->created_at ? 0 : time(NULL);
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        if (sde && *sde)
+            t = (time_t)strtoll(sde, NULL, 10);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        char sha[65] = "";
+        const char *src_sha = j->o->source_sha;
+        if (!src_sha) { /* convert: hash the input here (the spool knows it already) */
+            sha256_file(j->file, sha);
+            src_sha = sha;
+        }
+        const char *base = strrchr(j->path, '/');
+        j->cw = cw_open(tpl_output(j->t), j->o->outdir_ops ? j->o->outdir_ops : j->o->outdir,
+                        j->batch, j->o->created_at ? j->o->created_at : now,
+                        base ? base + 1 : j->path, src_sha, &j->err);
+        if (!j->cw) {
+            fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
+            j->status = 73;
+            return -1;
+        }
+    } else if (j->o->outdir) {
         j->w = sw_open(tpl_output(j->t), j->o->outdir, j->batch, j->o->formats, &j->err);
         if (!j->w) {
             fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
@@ -256,6 +321,11 @@ static int on_record(void *ctx, record *rec)
     }
     add_totals(j);
     show_warnings(j, rec);
+    if (j->cw && cw_record(j->cw, &j->res, &j->err) != 0) {
+        fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
+        j->status = 74;
+        return -1;
+    }
     if (j->w && sw_record(j->w, &j->res, &j->err) != 0) {
         fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
         j->status = 74;
@@ -269,6 +339,8 @@ static void job_cleanup(job *j, int failed)
 {
     if (failed) {
         sw_abort(j->w);
+        cw_abort(j->cw);
+        j->cw = NULL;
         of_abort(j->rejects);
         j->w = NULL;
         j->rejects = NULL;
@@ -278,6 +350,7 @@ static void job_cleanup(job *j, int failed)
         tpl_run_free(j->run);
     }
     cin_free(j->cin);
+    sin_free(j->sin);
     yajl_gen_free(j->gen);
     sbuf_free(&j->err);
     free(j->batch);
@@ -286,6 +359,8 @@ static void job_cleanup(job *j, int failed)
 /* finish - publish outputs (or not) and choose the exit status */
 static int finish(job *j)
 {
+    if (!j->t && !j->cin) /* a CSV whose header chose nothing: said already */
+        return j->status ? j->status : 65;
     if (!j->t) { /* no record at all */
         const char *kind = cin_wrapper_kind(j->cin);
         if (!kind)
@@ -296,6 +371,20 @@ static int finish(job *j)
         } else {
             fprintf(stderr, "sagebridge: %s: no records; nothing written\n", j->path);
             return 0;
+        }
+    }
+    if (j->cw) {
+        int rc = 0;
+        if (j->o->stage) {
+            rc = cw_close(j->cw, &j->st.files[0], &j->err);
+            j->st.nfiles = rc == 0;
+        } else {
+            rc = cw_commit(j->cw, &j->err);
+        }
+        j->cw = NULL;
+        if (rc != 0) {
+            fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
+            return 73;
         }
     }
     if (j->w) {
@@ -350,6 +439,119 @@ static int finish(job *j)
     return 0;
 }
 
+/* is_csv - a Sage export: by name, else by a first byte that cannot start JSON */
+static bool is_csv(const char *path, int fd)
+{
+    size_t l = strlen(path);
+    if (l > 4 && strcasecmp(path + l - 4, ".csv") == 0)
+        return true;
+    if (l > 5 && (strcasecmp(path + l - 5, ".json") == 0))
+        return false;
+    char buf[64];
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n')
+            continue;
+        return buf[i] != '[' && buf[i] != '{' && (unsigned char)buf[i] != 0xEF;
+    }
+    return false;
+}
+
+static int csv_has_column(void *ctx, const char *key)
+{
+    job *j = ctx;
+    for (int i = 0; i < j->nhead; i++)
+        if (strcasecmp(j->head[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+/* csv_header - choose the template from the header (or the name), check its columns */
+static int csv_header(void *ctx, char **cols, int n)
+{
+    job *j = ctx;
+    j->head = cols;
+    j->nhead = n;
+    tpl_set *s = j->o->templates;
+    const char *base = strrchr(j->path, '/');
+    base = base ? base + 1 : j->path;
+    const char *kind = NULL;
+    for (size_t i = 0; i < sizeof sage_kinds / sizeof *sage_kinds; i++)
+        if (strncasecmp(base, sage_kinds[i], strlen(sage_kinds[i])) == 0)
+            kind = sage_kinds[i];
+    if (j->o->template_name)
+        j->t = tpl_find(s, j->o->template_name);
+    else
+        j->t = tpl_detect(s, NULL, 1, csv_has_column, j); /* the column set decides */
+    if (!j->t && kind) {
+        /* named like a kind, but a required column is missing: say which */
+        for (int i = 0; i < tpl_count(s); i++) {
+            template *t = tpl_at(s, i);
+            if (strcmp(tpl_kind(t), kind) != 0 || !tpl_output(t)->nops)
+                continue;
+            sbuf miss = {0};
+            tpl_missing_keys(t, csv_has_column, j, &miss);
+            fprintf(stderr,
+                    "sagebridge: %s: line 1: by its name a Sage %s export, but the column%s "
+                    "%s %s missing; add %s to the export query\n",
+                    j->path, kind, strchr(sbuf_str(&miss), ',') ? "s" : "", sbuf_str(&miss),
+                    strchr(sbuf_str(&miss), ',') ? "are" : "is",
+                    strchr(sbuf_str(&miss), ',') ? "them" : "it");
+            snprintf(j->st.cin_msg, sizeof j->st.cin_msg, "line 1: missing required column%s %s",
+                     strchr(sbuf_str(&miss), ',') ? "s" : "", sbuf_str(&miss));
+            j->st.cin_line = 1;
+            sbuf_free(&miss);
+            j->status = 65;
+            return 1;
+        }
+    }
+    if (!j->t) {
+        fprintf(stderr,
+                "sagebridge: %s: line 1: no template knows these columns; name one with "
+                "--template or name the file after its kind (%s)\n",
+                j->path, "inventory, shipments, so_status, items, customers");
+        snprintf(j->st.cin_msg, sizeof j->st.cin_msg, "line 1: no template knows these columns");
+        j->st.cin_line = 1;
+        j->status = 65;
+        return 1;
+    }
+    sin_bind(j->sin);
+    return start_template(j) != 0;
+}
+
+static int csv_record(void *ctx, record *rec)
+{
+    return on_record(ctx, rec) != 0;
+}
+
+/* convert_csv - a Sage export through its template into a Clarity API batch */
+static int convert_csv(job *j, int fd)
+{
+    j->sin = sin_new(tpl_schema(j->o->templates), csv_header, csv_record, j);
+    sin_status ss = sin_read_fd(j->sin, fd);
+    close(fd);
+    if (ss == SIN_STOPPED) {
+        j->st.cin = j->status == 65 && !j->t ? CIN_SHAPE : CIN_STOPPED;
+        return j->status ? j->status : 74;
+    }
+    if (ss == SIN_IO) {
+        fprintf(stderr, "sagebridge: %s: %s\n", j->path, sin_message(j->sin));
+        j->st.cin = CIN_STOPPED;
+        return 74;
+    }
+    if (ss == SIN_UNCLOSED || ss == SIN_EMPTY) {
+        j->st.cin = ss == SIN_UNCLOSED ? CIN_TRUNCATED : CIN_EMPTY;
+        snprintf(j->st.cin_msg, sizeof j->st.cin_msg, "line %llu: %s",
+                 (unsigned long long)sin_line(j->sin), sin_message(j->sin));
+        j->st.cin_line = sin_line(j->sin);
+        if (!j->o->stage)
+            fprintf(stderr, "sagebridge: %s: %s; nothing was written\n", j->path, j->st.cin_msg);
+        return 65;
+    }
+    j->st.cin = CIN_OK;
+    return finish(j);
+}
+
 int convert_file(const convert_opts *o, const char *path, convert_stats *st)
 {
     job j = {.o = o, .path = o->display_name ? o->display_name : path, .file = path};
@@ -366,6 +568,13 @@ int convert_file(const convert_opts *o, const char *path, convert_stats *st)
     }
     j.batch = o->batch ? xstrdup(o->batch) : base_name(j.path);
     j.gen = yajl_gen_alloc(NULL);
+    if (is_csv(path, fd)) {
+        int crc = convert_csv(&j, fd);
+        if (st)
+            *st = j.st;
+        job_cleanup(&j, 1); /* after finish() nothing is left to abort */
+        return crc;
+    }
     j.cin = cin_new(tpl_schema(o->templates), on_record, &j);
     char *buf = xmalloc(READ_CHUNK);
     cin_status cs = CIN_OK;
@@ -431,9 +640,41 @@ static int sniff_record(void *ctx, record *rec)
     const char *kind = cin_wrapper_kind(sn->cin);
     if (!kind)
         kind = kind_from_name(sn->path);
-    sn->t = sn->name ? tpl_find(sn->s, sn->name) : tpl_detect(sn->s, kind, has_key, sn->cin);
+    sn->t = sn->name ? tpl_find(sn->s, sn->name) : tpl_detect(sn->s, kind, 0, has_key, sn->cin);
     sn->done = 1;
     return 1; /* stop: one record is enough */
+}
+
+typedef struct {
+    tpl_set *s;
+    char **head;
+    int n;
+    const template *t;
+} csv_sniff;
+
+static int sniff_has(void *ctx, const char *key)
+{
+    csv_sniff *c = ctx;
+    for (int i = 0; i < c->n; i++)
+        if (strcasecmp(c->head[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+static int sniff_header(void *ctx, char **cols, int n)
+{
+    csv_sniff *c = ctx;
+    c->head = cols;
+    c->n = n;
+    c->t = tpl_detect(c->s, NULL, 1, sniff_has, c);
+    return 1; /* the header is all it takes */
+}
+
+static int sniff_row(void *ctx, record *rec)
+{
+    (void)ctx;
+    (void)rec;
+    return 1;
 }
 
 const template *convert_sniff(tpl_set *s, const char *template_name, const char *path, sbuf *err)
@@ -443,6 +684,18 @@ const template *convert_sniff(tpl_set *s, const char *template_name, const char 
     if (fd < 0) {
         sbuf_printf(err, "cannot open: %s", strerror(errno));
         return NULL;
+    }
+    if (is_csv(path, fd)) {
+        csv_sniff c = {.s = s};
+        sage_reader *r = sin_new(tpl_schema(s), sniff_header, sniff_row, &c);
+        sin_read_fd(r, fd);
+        sin_free(r);
+        close(fd);
+        if (template_name)
+            c.t = tpl_find(s, template_name);
+        if (!c.t)
+            sbuf_printf(err, "no template knows the columns of this file");
+        return c.t;
     }
     sn.cin = cin_new(tpl_schema(s), sniff_record, &sn);
     char buf[65536];
@@ -459,8 +712,8 @@ const template *convert_sniff(tpl_set *s, const char *template_name, const char 
         if (!kind)
             kind = kind_from_name(path);
         if (cs == CIN_OK && (template_name || kind))
-            sn.t =
-                template_name ? tpl_find(s, template_name) : tpl_detect(s, kind, has_key, sn.cin);
+            sn.t = template_name ? tpl_find(s, template_name)
+                                 : tpl_detect(s, kind, 0, has_key, sn.cin);
         else if (cs != CIN_OK)
             sbuf_printf(err, "byte %llu: %s", (unsigned long long)cin_error_offset(sn.cin),
                         cin_message(sn.cin));

@@ -24,12 +24,15 @@ typedef struct {
     tpl_set *templates;
     const char *template_name; /* --template, or NULL to detect */
     const char *outdir;        /* NULL: check only, write nothing */
+    const char *outdir_ops;    /* Clarity API batches go here (default outdir) */
     int formats;               /* SW_CSV | SW_XML */
     const char *batch;         /* batch id for file names; NULL: the input's base name */
     bool stage;                /* leave outputs under temporary names (the spool publishes) */
     const char *rejects_dir;   /* where NAME.rejects.json goes (default outdir) */
     const char *rejects_name;  /* its name (default BATCH.rejects.json) */
     const char *display_name;  /* name used in messages (default the path) */
+    const char *created_at;    /* Clarity batches: createdAt (default now/SOURCE_DATE_EPOCH) */
+    const char *source_sha;    /* the input's SHA-256: makes the operations' idempotency keys */
     const tpl_hooks *hooks;
     convert_accept_fn accept;
     void *accept_ctx;

@@ -61,6 +61,7 @@
 #include <csv.h>
 
 #include "archive.h"
+#include "sage_in.h"
 #include "convert.h"
 #include "ledger.h"
 #include "log.h"
@@ -86,7 +87,7 @@ static const char default_ignore[] = "*.filepart *.part *.tmp .* ~$* *.sbtmp";
 struct spool {
     char *cfg_path;
     config *cfg;
-    char *dir, *in_clarity, *in_sage, *work, *out_sage, *hold, *error, *archive;
+    char *dir, *in_clarity, *in_sage, *work, *out_sage, *out_clarity, *hold, *error, *archive;
     ledger *led;
     tpl_set *tpl;
     long settle_ms, incomplete_s, rescan_s, poll_ms;
@@ -348,10 +349,12 @@ spool *spool_open(const char *conf_file, config *cfg, sbuf *err, int *exit_code)
     s->in_sage = path_join(s->dir, "in/sage");
     s->work = path_join(s->dir, "work");
     s->out_sage = path_join(s->dir, "out/sage");
+    s->out_clarity = path_join(s->dir, "out/clarity");
     s->hold = path_join(s->dir, "hold");
     s->error = path_join(s->dir, "error");
     s->archive = path_join(s->dir, "archive");
-    const char *must[] = {s->in_clarity, s->work, s->out_sage, s->hold, s->error, s->archive};
+    const char *must[] = {s->in_clarity,  s->in_sage, s->work,  s->out_sage,
+                          s->out_clarity, s->hold,    s->error, s->archive};
     for (size_t i = 0; i < sizeof must / sizeof *must; i++)
         if (stat(must[i], &st) != 0 || !S_ISDIR(st.st_mode)) {
             sbuf_printf(err, "%s: missing; repair the spool with `sagebridge init %s`", must[i],
@@ -389,7 +392,7 @@ void spool_close(spool *s)
     free(s->ignore);
     hset_free(&s->told);
     char *f[] = {s->cfg_path, s->dir,  s->in_clarity, s->in_sage, s->work,
-                 s->out_sage, s->hold, s->error,      s->archive};
+                 s->out_sage, s->hold, s->error,      s->archive, s->out_clarity};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++)
         free(f[i]);
     free(s);
@@ -515,10 +518,9 @@ static uint64_t hook_next(void *ctx, const char *prefix)
 /* hook_accept - a business key is published once (SPEC §3 rule 3) */
 static int hook_accept(void *ctx, const template *t, const tpl_result *res, sbuf *why)
 {
-    (void)t;
     hook_ctx *h = ctx;
-    if (!res->key.n)
-        return 0;
+    if (!res->key.n || tpl_output(t)->nops)
+        return 0; /* Sage exports restate the truth (stock, status): sent as often as they come */
     int r = ledger_key_add(h->s->led, h->kind, res->key.p, res->key.n, res->key_ref.p,
                            res->key_ref.n, h->batch);
     if (r < 0) {
@@ -861,6 +863,8 @@ static char *done_name(const batch_row *b, const pub_file *f, int n)
 /* publish - step 4: link for the archive, rename into place, .done last */
 static int publish(spool *s, batch_row *b, const pub_file *f, int n)
 {
+    const char *out = b->out_dir ? b->out_dir : s->out_sage;
+    bool sage = strcmp(out, s->out_sage) == 0; /* Sage import files end with a .done */
     sbuf err = {0};
     sbuf bd = {0};
     sbuf_printf(&bd, "%s/%s.d", s->work, b->id);
@@ -873,8 +877,8 @@ static int publish(spool *s, batch_row *b, const pub_file *f, int n)
     int taken = 0, rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         sbuf tmp = {0}, fin = {0}, lnk = {0};
-        sbuf_printf(&tmp, "%s/.%s.sbtmp", s->out_sage, f[i].name);
-        sbuf_printf(&fin, "%s/%s", s->out_sage, f[i].name);
+        sbuf_printf(&tmp, "%s/.%s.sbtmp", out, f[i].name);
+        sbuf_printf(&fin, "%s/%s", out, f[i].name);
         sbuf_printf(&lnk, "%s/%s", bd.p, f[i].name);
         /* keep our own name for the bytes: Sage may take the published file at once */
         if (link(tmp.p, lnk.p) != 0 && errno != EEXIST && link(fin.p, lnk.p) != 0 &&
@@ -890,7 +894,7 @@ static int publish(spool *s, batch_row *b, const pub_file *f, int n)
     if (rc == 0)
         fault("after-link");
     for (int i = 0; i < n && rc == 0; i++) {
-        int r = publish_rename(s->out_sage, f[i].name, &err);
+        int r = publish_rename(out, f[i].name, &err);
         if (r < 0)
             rc = -1;
         taken += r == 1;
@@ -899,12 +903,12 @@ static int publish(spool *s, batch_row *b, const pub_file *f, int n)
         fault(point);
     }
     if (rc == 0)
-        rc = fsync_dir(s->out_sage, &err);
-    if (rc == 0 && taken == 0 && n > 0) {
+        rc = fsync_dir(out, &err);
+    if (rc == 0 && taken == 0 && n > 0 && sage) {
         /* written last; not again once Sage has taken the batch (a .done alone would lie) */
         char *done = done_name(b, f, n);
         if (done)
-            rc = publish_done(s->out_sage, f, n, done, &err);
+            rc = publish_done(out, f, n, done, &err);
         free(done);
     }
     if (rc != 0 && err.len)
@@ -936,7 +940,7 @@ static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
     int na = n;
     memcpy(all, f, (size_t)n * sizeof *f);
     sbuf done = {0};
-    char *dn = done_name(b, f, n);
+    char *dn = !b->out_dir || strcmp(b->out_dir, s->out_sage) == 0 ? done_name(b, f, n) : NULL;
     if (dn) {
         for (int i = 0; i < n; i++)
             sbuf_printf(&done, "%s  %s\n", f[i].sha256, f[i].name);
@@ -1210,15 +1214,22 @@ static void unstage(spool *s, const convert_stats *st)
         sbuf t = {0};
         sbuf_printf(&t, "%s/.%s.sbtmp", s->out_sage, st->files[i].name);
         unlink(t.p);
+        sbuf_reset(&t);
+        sbuf_printf(&t, "%s/.%s.sbtmp", s->out_clarity, st->files[i].name);
+        unlink(t.p);
         sbuf_free(&t);
     }
 }
 
 /* process_claimed - steps 3 to 6 for work/NAME, claimed (and locked through fd) */
-static int process_claimed(spool *s, const char *name, int fd, time_t claimed)
+static int process_claimed(spool *s, const char *name, int fd, time_t claimed, const char *origin)
 {
     char sha[65], claimed_iso[32];
     iso_time(claimed, claimed_iso, sizeof claimed_iso);
+    if (!origin) { /* recovery: where the file came from, by its kind */
+        size_t l = strlen(name);
+        origin = l > 4 && strcasecmp(name + l - 4, ".csv") == 0 ? s->in_sage : s->in_clarity;
+    }
     char *path = path_join(s->work, name);
     struct stat st;
     fstat(fd, &st);
@@ -1273,6 +1284,9 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed)
     sbuf_printf(&rname, "%s.rejects.json", name);
     convert_opts o = {.templates = s->tpl,
                       .outdir = s->out_sage,
+                      .outdir_ops = s->out_clarity,
+                      .created_at = claimed_iso,
+                      .source_sha = sha,
                       .formats = s->formats,
                       .batch = id,
                       .stage = true,
@@ -1293,17 +1307,17 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed)
         char *rj = path_join(s->error, rname.p);
         unlink(rj);
         free(rj);
-        char *back = path_join(s->in_clarity, name);
+        char *back = path_join(origin ? origin : s->in_clarity, name);
         if (renameat2(AT_FDCWD, path, AT_FDCWD, back, RENAME_NOREPLACE) == 0)
             log_event(LOG_LVL_INFO, NULL, name, "waiting", "reason=%s",
-                      log_q("the JSON ends too early; waiting for the rest"));
+                      log_q("the file ends too early; waiting for the rest"));
         free(back);
         result = DONE_WAIT;
     } else if (rc == EX_CANTCREAT || rc == EX_IOERR) {
         /* our failure (a full disk), not the input's: it goes back to wait for a retry */
         ledger_rollback(s->led);
         unstage(s, &cs);
-        char *back = path_join(s->in_clarity, name);
+        char *back = path_join(origin ? origin : s->in_clarity, name);
         if (renameat2(AT_FDCWD, path, AT_FDCWD, back, RENAME_NOREPLACE) != 0)
             log_event(LOG_LVL_ERROR, NULL, name, "requeue-failed",
                       "error=%s left_in=work/ (recovered at the next start)",
@@ -1346,6 +1360,10 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed)
         sbuf_free(&msg);
     } else {
         b.tmpl = xstrdup(tpl_name(cs.tmpl));
+        if (tpl_output(cs.tmpl)->nops) {
+            free(b.out_dir);
+            b.out_dir = xstrdup(s->out_clarity);
+        }
         b.records = (int64_t)cs.records;
         b.published = (int64_t)cs.written;
         b.rejected = (int64_t)cs.rejected;
@@ -1384,27 +1402,30 @@ out:
     return result;
 }
 
-/* process_file - steps 1 and 2 for in/clarity/NAME */
-static int process_file(spool *s, const char *name)
+/* process_file - steps 1 and 2 for in/clarity/NAME or in/sage/NAME */
+static int process_file(spool *s, const char *dir, const char *name)
 {
-    char *path = path_join(s->in_clarity, name);
+    char *path = path_join(dir, name);
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     int result = DONE_SKIP;
     struct stat a, b;
     if (fd < 0) {
         if (errno == ELOOP)
-            tell_once(s, s->in_clarity, name, "a symbolic link (not followed)");
+            tell_once(s, dir, name, "a symbolic link (not followed)");
         goto out;
     }
     if (fstat(fd, &a) != 0 || !S_ISREG(a.st_mode)) {
-        tell_once(s, s->in_clarity, name, "not a regular file");
+        tell_once(s, dir, name, "not a regular file");
         goto out;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) /* another instance has it */
         goto out;
     if (stat(path, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
         goto out; /* claimed by someone else between our open and our lock */
-    if (!json_ends_whole(fd, a.st_size) && time(NULL) - a.st_mtime < s->incomplete_s) {
+    /* content completeness (SPEC §3 rule 1): a JSON document closes; a CSV's last line
+     * ends (one that never does is taken as it is once it stopped changing) */
+    bool whole = dir == s->in_sage ? sin_tail_state(fd) == 0 : json_ends_whole(fd, a.st_size);
+    if (!whole && time(NULL) - a.st_mtime < s->incomplete_s) {
         result = DONE_WAIT;
         goto out;
     }
@@ -1423,7 +1444,7 @@ static int process_file(spool *s, const char *name)
     }
     log_event(LOG_LVL_INFO, NULL, name, "claimed", "size=%lld", (long long)a.st_size);
     fault("after-claim");
-    result = process_claimed(s, name, fd, time(NULL));
+    result = process_claimed(s, name, fd, time(NULL), dir);
 out:
     if (fd >= 0)
         close(fd); /* releases the lock */
@@ -1558,6 +1579,7 @@ static void recover(spool *s)
     if (ledger_begin(s->led) == 0) {
         ledger_unfinished(s->led, &ids, &n);
         sweep_temps(s, s->out_sage, ids, n);
+        sweep_temps(s, s->out_clarity, ids, n);
         sweep_temps(s, s->error, NULL, 0);
         sweep_archive_temps(s);
         ledger_commit(s->led);
@@ -1625,7 +1647,7 @@ static void recover(spool *s)
                     cleanup(s, &b, fd); /* archived: only the removal was missing */
                 } else if (r != 0 || strcmp(b.state, B_ARCHIVED) == 0) {
                     log_event(LOG_LVL_INFO, NULL, names[i], "recovering", "state=claimed");
-                    process_claimed(s, names[i], fd, time(NULL));
+                    process_claimed(s, names[i], fd, time(NULL), NULL);
                 }
                 if (r == 0)
                     batch_row_free(&b);
@@ -1677,13 +1699,12 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* scan - one look at in/clarity/: take what is complete; how many wait to settle */
-static int scan(spool *s, const nameset *immediate, long *next_ms)
+/* scan_dir - one look at an inbound folder: take what is complete; how many wait to settle */
+static int scan_dir(spool *s, const char *dir, const nameset *immediate, long *next_ms)
 {
-    DIR *d = opendir(s->in_clarity);
+    DIR *d = opendir(dir);
     if (!d) {
-        log_event(LOG_LVL_ERROR, NULL, s->in_clarity, "scan-failed", "error=%s",
-                  log_q(strerror(errno)));
+        log_event(LOG_LVL_ERROR, NULL, dir, "scan-failed", "error=%s", log_q(strerror(errno)));
         return 0;
     }
     nameset all = {0};
@@ -1695,7 +1716,6 @@ static int scan(spool *s, const nameset *immediate, long *next_ms)
     if (all.n)
         qsort(all.names, (size_t)all.n, sizeof *all.names, cmp_names); /* oldest name first */
     int settling = 0;
-    *next_ms = -1;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     for (int i = 0; i < all.n; i++) {
@@ -1707,24 +1727,24 @@ static int scan(spool *s, const nameset *immediate, long *next_ms)
             if (l > 5 && strcmp(name + l - 5, ".done") == 0)
                 continue;
             sbuf m = {0};
-            sbuf_printf(&m, "%s/%s.done", s->in_clarity, name);
+            sbuf_printf(&m, "%s/%s.done", dir, name);
             int have = access(m.p, F_OK) == 0;
             sbuf_free(&m);
             if (!have)
                 continue;
         }
-        char *p = path_join(s->in_clarity, name);
+        char *p = path_join(dir, name);
         struct stat st;
         int ok = lstat(p, &st);
         free(p);
         if (ok != 0)
             continue;
         if (S_ISLNK(st.st_mode)) {
-            tell_once(s, s->in_clarity, name, "a symbolic link (not followed)");
+            tell_once(s, dir, name, "a symbolic link (not followed)");
             continue;
         }
         if (!S_ISREG(st.st_mode)) {
-            tell_once(s, s->in_clarity, name, "not a regular file");
+            tell_once(s, dir, name, "not a regular file");
             continue;
         }
         long age_ms = (long)(now.tv_sec - st.st_mtim.tv_sec) * 1000 +
@@ -1737,16 +1757,24 @@ static int scan(spool *s, const nameset *immediate, long *next_ms)
                 *next_ms = left;
             continue;
         }
-        int r = process_file(s, name);
+        int r = process_file(s, dir, name);
         if (r == DONE_OK && s->done_marker) {
             sbuf m = {0};
-            sbuf_printf(&m, "%s/%s.done", s->in_clarity, name);
+            sbuf_printf(&m, "%s/%s.done", dir, name);
             unlink(m.p); /* the marker has served: the batch is archived */
             sbuf_free(&m);
         }
     }
     ns_clear(&all);
     return settling;
+}
+
+/* scan - both inbound folders */
+static int scan(spool *s, const nameset *immediate, long *next_ms)
+{
+    *next_ms = -1;
+    return scan_dir(s, s->in_clarity, immediate, next_ms) +
+           scan_dir(s, s->in_sage, immediate, next_ms);
 }
 
 /* --------------------------------------------------------------- running */
@@ -1883,10 +1911,13 @@ int spool_run(spool *s, bool once)
                     } else if (ev->len && (ev->mask & IN_CREATE)) {
                         /* a hard link (OpenSSH's sftp-server renames by link()) */
                         char *fp = path_join(s->in_clarity, ev->name);
+                        char *fs = path_join(s->in_sage, ev->name);
                         struct stat st;
-                        if (lstat(fp, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1)
+                        if ((lstat(fp, &st) == 0 || lstat(fs, &st) == 0) && S_ISREG(st.st_mode) &&
+                            st.st_nlink > 1)
                             ns_add(&immediate, ev->name);
                         free(fp);
+                        free(fs);
                     }
                     p += sizeof *ev + ev->len;
                 }
@@ -2402,7 +2433,7 @@ int spool_replay(spool *s, const char *id, bool dry, bool force)
             s->force = force;
             log_event(LOG_LVL_INFO, NULL, name.p, "replay", "of=%s force_republish=%s", b.id,
                       force ? "yes" : "no");
-            process_claimed(s, name.p, fd, time(NULL));
+            process_claimed(s, name.p, fd, time(NULL), NULL);
             s->replay_of = NULL;
             s->force = false;
             rc = s->worst;

@@ -35,6 +35,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <yajl/yajl_gen.h>
+
 #include "decimal.h"
 #include "lookup.h"
 
@@ -141,6 +143,25 @@ typedef struct {
     lookup_table *lk;
 } named_lookup;
 
+enum { J_MEMBER, J_OBJECT };
+enum { JT_STRING, JT_NUMBER, JT_BOOL, JT_ID };
+
+typedef struct jnode jnode;
+struct jnode {
+    int kind, type;
+    char *name, *from;
+    node *expr;
+    jnode **kids;
+    int nkids;
+};
+
+typedef struct {
+    tpl_op_desc d;
+    char *op, *method, *path, *collect;
+    jnode **members;
+    int n;
+} opdef;
+
 struct template
 {
     tpl_set *set;
@@ -163,6 +184,9 @@ struct template
     tpl_table_desc *descs;
     tpl_output_desc out;
     named_lookup *lookups;
+    opdef *opdefs;
+    int nopdefs;
+    tpl_op_desc *opdescs;
     int nlookups;
     int ncounters, nhsets, nuniq;
     char *settings_section;
@@ -647,6 +671,8 @@ static void node_free(node *n)
     free(n);
 }
 
+static void jnode_free(jnode *j);
+
 static void tpl_free(template *t)
 {
     if (!t)
@@ -675,6 +701,18 @@ static void tpl_free(template *t)
     }
     free(t->tables);
     free(t->descs);
+    for (int i = 0; i < t->nopdefs; i++) {
+        opdef *o = &t->opdefs[i];
+        for (int k = 0; k < o->n; k++)
+            jnode_free(o->members[k]);
+        free(o->members);
+        free(o->op);
+        free(o->method);
+        free(o->path);
+        free(o->collect);
+    }
+    free(t->opdefs);
+    free(t->opdescs);
     node_free(t->currency);
     for (int i = 0; i < t->ntotals; i++) {
         node_free(t->totals[i]);
@@ -812,6 +850,80 @@ static xmlDocPtr parse_validated(tpl_set *s, const char *path, sbuf *err)
         return NULL;
     }
     return doc;
+}
+
+static void jnode_free(jnode *j)
+{
+    if (!j)
+        return;
+    for (int i = 0; i < j->nkids; i++)
+        jnode_free(j->kids[i]);
+    free(j->kids);
+    free(j->name);
+    free(j->from);
+    node_free(j->expr);
+    free(j);
+}
+
+/* load_members - <member>/<object> children of x into kids */
+static int load_members(template *t, xmlNodePtr x, jnode ***kids, int *n)
+{
+    for (xmlNodePtr c = first_el(x); c; c = next_el(c)) {
+        jnode *j = xcalloc(1, sizeof *j);
+        j->name = attr(c, "name");
+        *kids = xrealloc(*kids, (size_t)(*n + 1) * sizeof **kids);
+        (*kids)[(*n)++] = j;
+        if (is(c, "object")) {
+            j->kind = J_OBJECT;
+            if (load_members(t, c, &j->kids, &j->nkids) != 0)
+                return -1;
+            continue;
+        }
+        j->kind = J_MEMBER;
+        char *ty = attr(c, "type");
+        j->type = !ty || !strcmp(ty, "string") ? JT_STRING
+                  : !strcmp(ty, "number")      ? JT_NUMBER
+                  : !strcmp(ty, "boolean")     ? JT_BOOL
+                                               : JT_ID;
+        free(ty);
+        j->from = attr(c, "from");
+        if (j->type == JT_ID && !j->from)
+            return lerr(t, c, "<member type=\"id\"> needs from=\"/Route/Exists/Key/\"");
+        xmlNodePtr e = first_el(c);
+        if (!e)
+            return lerr(t, c, "<member name=\"%s\"> needs an expression", j->name);
+        j->expr = compile(t, e, -1);
+        if (!j->expr)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_operation(template *t, xmlNodePtr x)
+{
+    t->opdefs = xrealloc(t->opdefs, (size_t)(t->nopdefs + 1) * sizeof *t->opdefs);
+    opdef *o = &t->opdefs[t->nopdefs++];
+    memset(o, 0, sizeof *o);
+    o->op = attr(x, "op");
+    o->method = attr(x, "method");
+    o->path = attr(x, "path");
+    o->collect = attr(x, "collect");
+    o->d.chunk = attr_int(x, "chunk", 500);
+    char *cs = attr(x, "chunk-setting");
+    if (cs) {
+        const char *v = setting_value(t, x, cs);
+        free(cs);
+        if (!v)
+            return -1;
+        o->d.chunk = atoi(v);
+        if (o->d.chunk < 1 || o->d.chunk > 100000)
+            return lerr(t, x, "chunk size \"%s\" must be a number from 1 to 100000", v);
+    }
+    o->d.op = o->op;
+    o->d.method = o->method;
+    o->d.path = o->path;
+    o->d.collect = o->collect;
+    return load_members(t, x, &o->members, &o->n);
 }
 
 static int load_table(template *t, xmlNodePtr x)
@@ -958,6 +1070,11 @@ static int build(template *t, xmlNodePtr root)
                 t->total_names[t->ntotals] = attr(c, "name");
                 t->totals[t->ntotals++] = e;
             }
+        } else if (is(x, "operations")) {
+            t->out.prefix = attr(x, "prefix");
+            for (xmlNodePtr o = first_el(x); o; o = next_el(o))
+                if (load_operation(t, o) != 0)
+                    return -1;
         } else if (is(x, "output")) {
             t->out.prefix = attr(x, "prefix");
             t->out.xml_root = attr(x, "root");
@@ -985,6 +1102,11 @@ static int build(template *t, xmlNodePtr root)
     t->out.tables = t->descs;
     t->out.ntotals = t->ntotals;
     t->out.total_names = t->total_names;
+    t->opdescs = xcalloc((size_t)t->nopdefs + 1, sizeof *t->opdescs);
+    for (int i = 0; i < t->nopdefs; i++)
+        t->opdescs[i] = t->opdefs[i].d;
+    t->out.nops = t->nopdefs;
+    t->out.ops = t->opdescs;
     return 0;
 }
 
@@ -1114,11 +1236,13 @@ const rec_schema *tpl_schema(const tpl_set *s)
     return s->schema;
 }
 
-template *tpl_detect(const tpl_set *s, const char *kind, tpl_has_key_fn has, void *ctx)
+template *tpl_detect(const tpl_set *s, const char *kind, int ops, tpl_has_key_fn has, void *ctx)
 {
     for (int i = 0; i < s->n; i++) {
         template *t = s->t[i];
         if (kind && strcmp(t->kind, kind) != 0)
+            continue;
+        if ((t->nopdefs > 0) != (ops != 0))
             continue;
         int all = t->ndetect > 0 || kind;
         for (int j = 0; j < t->ndetect && all; j++)
@@ -1127,6 +1251,16 @@ template *tpl_detect(const tpl_set *s, const char *kind, tpl_has_key_fn has, voi
             return t;
     }
     return NULL;
+}
+
+void tpl_missing_keys(const template *t, tpl_has_key_fn has, void *ctx, sbuf *out)
+{
+    for (int j = 0; j < t->ndetect; j++)
+        if (!has(ctx, t->detect[j])) {
+            if (out->len)
+                sbuf_adds(out, ", ");
+            sbuf_adds(out, t->detect[j]);
+        }
 }
 
 const char *tpl_name(const template *t)
@@ -1765,6 +1899,8 @@ void tpl_result_init(tpl_result *res, const template *t)
     res->nrows = xcalloc((size_t)t->ntables + 1, sizeof *res->nrows);
     res->rows = xcalloc((size_t)t->ntables + 1, sizeof *res->rows);
     res->totals = xcalloc((size_t)t->ntotals + 1, sizeof *res->totals);
+    res->op_json = xcalloc((size_t)t->nopdefs + 1, sizeof *res->op_json);
+    res->op_resolve = xcalloc((size_t)t->nopdefs + 1, sizeof *res->op_resolve);
 }
 
 void tpl_result_free(tpl_result *res)
@@ -1773,6 +1909,8 @@ void tpl_result_free(tpl_result *res)
     free(res->nrows);
     free(res->rows);
     free(res->totals);
+    free(res->op_json);
+    free(res->op_resolve);
     free(res->errors);
     free(res->warnings);
     memset(res, 0, sizeof *res);
@@ -1847,6 +1985,90 @@ unique_ok:
     return 0;
 }
 
+/* gen_members - members of one JSON object; resolve collects "{ID:KEY}" placeholders */
+static int gen_members(ectx *c, yajl_gen g, jnode **kids, int n, sbuf *resolve)
+{
+    for (int i = 0; i < n; i++) {
+        jnode *j = kids[i];
+        if (j->kind == J_OBJECT) {
+            yajl_gen_string(g, (const unsigned char *)j->name, strlen(j->name));
+            yajl_gen_map_open(g);
+            if (gen_members(c, g, j->kids, j->nkids, resolve) != 0)
+                return -1;
+            yajl_gen_map_close(g);
+            continue;
+        }
+        tval v;
+        c->field[0] = '\0';
+        if (eval(j->expr, c, &v) != 0)
+            return -1;
+        if (!v.n)
+            continue; /* an empty cell sets nothing: Sage exports leave columns blank */
+        yajl_gen_string(g, (const unsigned char *)j->name, strlen(j->name));
+        if (j->type == JT_NUMBER) {
+            decimal d;
+            if (dec_parse(v.p, v.n, &d) != DEC_OK)
+                return efail(c, source_node(j->expr), "BAD_NUMBER",
+                             "\"%.*s\" is not a number (member %s)", (int)(v.n > 40 ? 40 : v.n),
+                             v.p, j->name);
+            char buf[DEC_TEXT_MAX];
+            size_t len = dec_format(d, d.scale, false, buf, sizeof buf);
+            yajl_gen_number(g, buf, len); /* the decimal text itself: never a double */
+        } else if (j->type == JT_BOOL) {
+            bool t = (v.n == 4 && !strncasecmp(v.p, "true", 4)) ||
+                     (v.n == 3 && !strncasecmp(v.p, "yes", 3)) || (v.n == 1 && v.p[0] == '1');
+            yajl_gen_bool(g, t);
+        } else if (j->type == JT_ID) {
+            sbuf ph = {0};
+            sbuf_printf(&ph, "{ID:%.*s}", (int)v.n, v.p);
+            yajl_gen_string(g, (const unsigned char *)ph.p, ph.len);
+            /* "ID:KEY": {"from": "/Route/Exists/Key/KEY"} */
+            yajl_gen rg = yajl_gen_alloc(NULL);
+            yajl_gen_map_open(rg);
+            yajl_gen_string(rg, (const unsigned char *)ph.p + 1, ph.len - 2);
+            yajl_gen_map_open(rg);
+            yajl_gen_string(rg, (const unsigned char *)"from", 4);
+            sbuf from = {0};
+            sbuf_printf(&from, "%s%.*s", j->from, (int)v.n, v.p);
+            yajl_gen_string(rg, (const unsigned char *)from.p, from.len);
+            yajl_gen_map_close(rg);
+            yajl_gen_map_close(rg);
+            const unsigned char *rb;
+            size_t rl;
+            yajl_gen_get_buf(rg, &rb, &rl);
+            if (resolve->len)
+                sbuf_addc(resolve, ',');
+            sbuf_add(resolve, rb + 1, rl - 2); /* the member without the braces */
+            yajl_gen_free(rg);
+            sbuf_free(&from);
+            sbuf_free(&ph);
+        } else {
+            yajl_gen_string(g, (const unsigned char *)v.p, v.n);
+        }
+    }
+    return 0;
+}
+
+/* eval_operation - the record's body (or collected item) and its placeholders */
+static int eval_operation(ectx *c, opdef *o, tval *json, tval *resolve)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    sbuf rs = {0};
+    yajl_gen_map_open(g);
+    int rc = gen_members(c, g, o->members, o->n, &rs);
+    yajl_gen_map_close(g);
+    if (rc == 0) {
+        const unsigned char *b;
+        size_t l;
+        yajl_gen_get_buf(g, &b, &l);
+        *json = mk(c, (const char *)b, l);
+        *resolve = mk(c, rs.p ? rs.p : "", rs.len);
+    }
+    yajl_gen_free(g);
+    sbuf_free(&rs);
+    return rc;
+}
+
 /* tpl_eval - checks, then every table's rows */
 int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
 {
@@ -1910,6 +2132,9 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
         res->nrows[ti] = nrows;
     }
     res->key_ref = t->key_ci >= 0 && res->nrows[0] ? res->rows[0][t->key_ci] : (tval){"", 0};
+    for (int i = 0; i < t->nopdefs; i++)
+        if (eval_operation(&c, &t->opdefs[i], &res->op_json[i], &res->op_resolve[i]) != 0)
+            return reject(&c, t->opdefs[i].op);
     c.item = 0;
     res->currency = (tval){"", 0};
     if (t->currency) {

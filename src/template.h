@@ -37,6 +37,13 @@ typedef struct {
     bool per_item; /* one row per item of a group, else one row per record */
 } tpl_table_desc;
 
+/* an operation of a Clarity API batch (templates with <operations>) */
+typedef struct {
+    const char *op, *method, *path;
+    const char *collect; /* records add items to this array of one operation, or NULL */
+    int chunk;           /* with collect: items per operation */
+} tpl_op_desc;
+
 typedef struct {
     const char *prefix;     /* file prefix: "SO" -> SO_B_StgSalesOrder.csv */
     const char *xml_root;   /* document element */
@@ -46,6 +53,8 @@ typedef struct {
     const tpl_table_desc *tables;
     int ntotals; /* control totals the template sums per currency (SPEC §7) */
     const char *const *total_names;
+    int nops; /* > 0: the template writes Clarity API operations, not Sage tables */
+    const tpl_op_desc *ops;
 } tpl_output_desc;
 
 typedef struct {
@@ -54,10 +63,12 @@ typedef struct {
     tval **rows;   /* per table: nrows * ncols values */
     tpl_issue *errors, *warnings;
     size_t nerrors, nwarnings, cap_err, cap_warn;
-    tval key;      /* business key (e.g. orderId), may be empty */
-    tval key_ref;  /* the output value the key maps to (<key column=…>, e.g. TranNo) */
-    tval currency; /* of the control totals */
-    tval *totals;  /* one value per tpl_output_desc.total_names */
+    tval key;         /* business key (e.g. orderId), may be empty */
+    tval key_ref;     /* the output value the key maps to (<key column=…>, e.g. TranNo) */
+    tval currency;    /* of the control totals */
+    tval *totals;     /* one value per tpl_output_desc.total_names */
+    tval *op_json;    /* per operation: the body (or the collected item) as JSON text */
+    tval *op_resolve; /* per operation: JSON object of placeholders to resolve, "" if none */
 } tpl_result;
 
 typedef struct template template;
@@ -78,9 +89,12 @@ const rec_schema *tpl_schema(const tpl_set *s);
 
 /* has_key - does the first record have this top-level key? */
 typedef int (*tpl_has_key_fn)(void *ctx, const char *key);
-/* tpl_detect - first template of kind (NULL: any kind) whose detection keys are all present */
-template *tpl_detect(const tpl_set *s, const char *kind, tpl_has_key_fn has, void *ctx);
+/* tpl_detect - first template of kind (NULL: any kind) whose detection keys are all present;
+ * ops: 1 only templates writing Clarity operations (Sage inputs), 0 only Sage tables */
+template *tpl_detect(const tpl_set *s, const char *kind, int ops, tpl_has_key_fn has, void *ctx);
 
+/* tpl_missing_keys - the template's detection keys the record (or header) lacks, "A, B" */
+void tpl_missing_keys(const template *t, tpl_has_key_fn has, void *ctx, sbuf *out);
 const char *tpl_name(const template *t);
 const char *tpl_kind(const template *t);
 const char *tpl_path(const template *t);

@@ -1,0 +1,217 @@
+/*
+ * clarity_out.c - write a Clarity API batch as a stream of operations.
+ *
+ * The batch is one JSON document:
+ *   {"batchId", "createdAt", "source": {"file", "sha256"}, "target": {"api": "admin"},
+ *    "operations": [{"seq", "op", "method", "path", "body", "resolve"?, "idempotencyKey"}]}
+ * Operations are written as records come; a collecting operation (the bulk
+ * inventory update) gathers at most `chunk` items before it is written, so
+ * memory is bounded by one chunk.  The idempotency key of operation N is the
+ * first 32 hex digits of SHA-256("INPUT-SHA256:N"): the same input gives the
+ * same keys, across retries and restarts, which is what lets the API refuse
+ * to apply an operation twice.
+ *
+ * DIAGNOSTICS
+ *	-1 with "FILE: what failed" in err; cw_abort leaves no file behind.
+ */
+#include "clarity_out.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_gen.h>
+
+typedef struct {
+    sbuf items;   /* "{…},{…}" */
+    sbuf resolve; /* "\"ID:K\":{…},…" */
+    int n;
+} pending;
+
+struct clarity_writer {
+    const tpl_output_desc *o;
+    ofile *f;
+    char *dir, *sha;
+    uint64_t seq;
+    pending *pend; /* per operation */
+    sbuf line;
+};
+
+static void put_str(sbuf *b, const char *s, size_t n)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_string(g, (const unsigned char *)s, n);
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_get_buf(g, &buf, &len);
+    sbuf_add(b, buf, len);
+    yajl_gen_free(g);
+}
+
+clarity_writer *cw_open(const tpl_output_desc *o, const char *dir, const char *batch,
+                        const char *created_at, const char *source_file, const char *source_sha,
+                        sbuf *err)
+{
+    clarity_writer *w = xcalloc(1, sizeof *w);
+    w->o = o;
+    w->dir = xstrdup(dir);
+    w->sha = xstrdup(source_sha ? source_sha : "");
+    w->pend = xcalloc((size_t)o->nops + 1, sizeof *w->pend);
+    sbuf name = {0};
+    sbuf_printf(&name, "%s_%s.json", o->prefix, batch);
+    w->f = of_open(dir, name.p, err);
+    sbuf_free(&name);
+    if (!w->f) {
+        cw_abort(w);
+        return NULL;
+    }
+    sbuf h = {0};
+    sbuf_adds(&h, "{\"batchId\":");
+    put_str(&h, batch, strlen(batch));
+    sbuf_adds(&h, ",\n\"createdAt\":");
+    put_str(&h, created_at, strlen(created_at));
+    sbuf_adds(&h, ",\n\"source\":{\"file\":");
+    put_str(&h, source_file, strlen(source_file));
+    sbuf_adds(&h, ",\"sha256\":");
+    put_str(&h, w->sha, strlen(w->sha));
+    sbuf_adds(&h, "},\n\"target\":{\"api\":\"admin\"},\n\"operations\":[");
+    int rc = of_write(w->f, h.p, h.len);
+    sbuf_free(&h);
+    if (rc != 0) {
+        sbuf_printf(err, "%s: write failed", name.p ? name.p : dir);
+        cw_abort(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* emit - one operation, with its sequence number and idempotency key */
+static int emit(clarity_writer *w, const tpl_op_desc *d, const char *body, size_t blen,
+                const char *resolve, size_t rlen)
+{
+    w->seq++;
+    char in[128], key[65];
+    int n = snprintf(in, sizeof in, "%s:%llu", w->sha, (unsigned long long)w->seq);
+    unsigned char h[32];
+    unsigned int hl = 0;
+    EVP_Digest(in, (size_t)n, h, &hl, EVP_sha256(), NULL);
+    for (int i = 0; i < 16; i++)
+        snprintf(key + 2 * i, 3, "%02x", h[i]);
+    sbuf *b = &w->line;
+    sbuf_reset(b);
+    sbuf_printf(b, "%s\n{\"seq\":%llu,\"op\":", w->seq > 1 ? "," : "", (unsigned long long)w->seq);
+    put_str(b, d->op, strlen(d->op));
+    sbuf_adds(b, ",\"method\":");
+    put_str(b, d->method, strlen(d->method));
+    sbuf_adds(b, ",\"path\":");
+    put_str(b, d->path, strlen(d->path));
+    sbuf_adds(b, ",\"body\":");
+    sbuf_add(b, body, blen);
+    if (rlen) {
+        sbuf_adds(b, ",\"resolve\":{");
+        sbuf_add(b, resolve, rlen);
+        sbuf_addc(b, '}');
+    }
+    sbuf_printf(b, ",\"idempotencyKey\":\"%s\"}", key);
+    return of_write(w->f, b->p, b->len);
+}
+
+/* flush_chunk - write a collecting operation with the items gathered so far */
+static int flush_chunk(clarity_writer *w, int i)
+{
+    pending *p = &w->pend[i];
+    if (!p->n)
+        return 0;
+    const tpl_op_desc *d = &w->o->ops[i];
+    sbuf body = {0};
+    sbuf_adds(&body, "{");
+    put_str(&body, d->collect, strlen(d->collect));
+    sbuf_adds(&body, ":[");
+    sbuf_add(&body, p->items.p, p->items.len);
+    sbuf_adds(&body, "]}");
+    int rc = emit(w, d, body.p, body.len, p->resolve.p ? p->resolve.p : "", p->resolve.len);
+    sbuf_free(&body);
+    sbuf_reset(&p->items);
+    sbuf_reset(&p->resolve);
+    p->n = 0;
+    return rc;
+}
+
+int cw_record(clarity_writer *w, const tpl_result *res, sbuf *err)
+{
+    for (int i = 0; i < w->o->nops; i++) {
+        const tpl_op_desc *d = &w->o->ops[i];
+        int rc = 0;
+        if (!d->collect) {
+            rc = emit(w, d, res->op_json[i].p, res->op_json[i].n, res->op_resolve[i].p,
+                      res->op_resolve[i].n);
+        } else {
+            pending *p = &w->pend[i];
+            if (p->n)
+                sbuf_addc(&p->items, ',');
+            sbuf_add(&p->items, res->op_json[i].p, res->op_json[i].n);
+            if (res->op_resolve[i].n) {
+                if (p->resolve.len)
+                    sbuf_addc(&p->resolve, ',');
+                sbuf_add(&p->resolve, res->op_resolve[i].p, res->op_resolve[i].n);
+            }
+            if (++p->n >= d->chunk)
+                rc = flush_chunk(w, i);
+        }
+        if (rc != 0) {
+            sbuf_printf(err, "%s/%s: write failed", w->dir, of_name(w->f));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cw_close(clarity_writer *w, pub_file *file, sbuf *err)
+{
+    int rc = 0;
+    for (int i = 0; i < w->o->nops && rc == 0; i++)
+        rc = flush_chunk(w, i);
+    if (rc == 0)
+        rc = of_puts(w->f, "\n]}\n");
+    if (rc != 0) {
+        sbuf_printf(err, "%s/%s: write failed", w->dir, of_name(w->f));
+        cw_abort(w);
+        return -1;
+    }
+    rc = of_finish(w->f, file, err);
+    w->f = NULL;
+    cw_abort(w);
+    return rc;
+}
+
+int cw_commit(clarity_writer *w, sbuf *err)
+{
+    pub_file f;
+    char *dir = xstrdup(w->dir);
+    int rc = cw_close(w, &f, err);
+    if (rc == 0)
+        rc = publish_files(dir, &f, 1, NULL, err);
+    free(dir);
+    return rc;
+}
+
+uint64_t cw_operations(const clarity_writer *w)
+{
+    return w->seq;
+}
+
+void cw_abort(clarity_writer *w)
+{
+    if (!w)
+        return;
+    of_abort(w->f);
+    for (int i = 0; i < w->o->nops; i++) {
+        sbuf_free(&w->pend[i].items);
+        sbuf_free(&w->pend[i].resolve);
+    }
+    free(w->pend);
+    sbuf_free(&w->line);
+    free(w->dir);
+    free(w->sha);
+    free(w);
+}
