@@ -11,7 +11,7 @@
 PREFIX  ?= /usr/local
 DATADIR ?= $(PREFIX)/share/sagebridge
 CC      ?= gcc
-PKGS     = yajl libxml-2.0 libcrypto inih sqlite3 libarchive
+PKGS     = yajl libxml-2.0 libcrypto inih sqlite3 libarchive libcurl
 WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -DSB_DATADIR='"$(DATADIR)"' \

@@ -47,6 +47,10 @@ static const char schema_sql[] =
     "  batch_id TEXT, PRIMARY KEY(kind, key));"
     "CREATE INDEX IF NOT EXISTS keys_tranno ON keys(kind, tranno);"
     "CREATE TABLE IF NOT EXISTS seq(name TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS deliveries(batch_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    "  state TEXT NOT NULL, http_status INTEGER, response TEXT, reason TEXT,"
+    "  attempts INTEGER DEFAULT 0, updated_at TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),"
+    "  PRIMARY KEY(batch_id, seq));"
     "INSERT OR IGNORE INTO meta(k, v) VALUES('schema', '1');";
 
 static int fail(ledger *l)
@@ -493,4 +497,39 @@ int64_t ledger_count(ledger *l, const char *table)
     int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
     return n;
+}
+
+char *ledger_delivery_state(ledger *l, const char *batch, int64_t seq)
+{
+    sqlite3_stmt *st = prep(l, "SELECT state FROM deliveries WHERE batch_id = ? AND seq = ?");
+    if (!st)
+        return NULL;
+    bind_text(st, 1, batch);
+    sqlite3_bind_int64(st, 2, seq);
+    char *r = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
+    sqlite3_finalize(st);
+    return r;
+}
+
+int ledger_delivery_set(ledger *l, const char *batch, int64_t seq, const char *state,
+                        long http_status, const char *response, const char *reason, int attempts)
+{
+    sqlite3_stmt *st = prep(l, "INSERT INTO deliveries(batch_id, seq, state, http_status, "
+                               "response, reason, attempts) VALUES(?,?,?,?,?,?,?) ON "
+                               "CONFLICT(batch_id, seq) DO UPDATE SET state=excluded.state, "
+                               "http_status=excluded.http_status, response=excluded.response, "
+                               "reason=excluded.reason, attempts=excluded.attempts, "
+                               "updated_at=strftime('%Y-%m-%dT%H:%M:%SZ','now')");
+    if (!st)
+        return -1;
+    bind_text(st, 1, batch);
+    sqlite3_bind_int64(st, 2, seq);
+    bind_text(st, 3, state);
+    sqlite3_bind_int64(st, 4, http_status);
+    bind_text(st, 5, response);
+    bind_text(st, 6, reason);
+    sqlite3_bind_int(st, 7, attempts);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
+    sqlite3_finalize(st);
+    return rc;
 }

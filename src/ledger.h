@@ -76,6 +76,10 @@ int ledger_tranno_used(ledger *l, const char *kind, const char *tranno, size_t n
 char *ledger_key_tranno(ledger *l, const char *kind, const char *key); /* malloc'ed or NULL */
 uint64_t ledger_next_seq(ledger *l, const char *name);
 
+/* delivery progress per operation: "done" or "failed" (malloc'ed), NULL if never sent */
+char *ledger_delivery_state(ledger *l, const char *batch, int64_t seq);
+int ledger_delivery_set(ledger *l, const char *batch, int64_t seq, const char *state,
+                        long http_status, const char *response, const char *reason, int attempts);
 const char *ledger_meta(ledger *l, const char *k); /* valid until the next call */
 int ledger_set_meta(ledger *l, const char *k, const char *v);
 int64_t ledger_count(ledger *l, const char *table);

@@ -15,6 +15,7 @@
 #include "paths.h"
 #include "sage_out.h"
 #include "audit.h"
+#include "deliver.h"
 #include "spool.h"
 #include "template.h"
 #include "validate.h"
@@ -40,6 +41,11 @@ static const char usage_text[] =
     "        batch, send bad input to error/; --once: what waits now (files still\n"
     "        settling are waited for, up to settle_ms), then exit;\n"
     "        without it, watch until SIGTERM/SIGINT (SIGHUP reloads the config)\n"
+    "  deliver [--once]\n"
+    "        send the Clarity API batches waiting in out/clarity/ to the API of\n"
+    "        [clarity] url (auth identity, basic or oauth2); each operation once,\n"
+    "        resumed after a restart; delivered batches go to sent/clarity/, ones\n"
+    "        with failed operations to error/; exit 75 while the API is down\n"
     "  status [--json]\n"
     "        files waiting per folder and their age, last batches, ledger size\n"
     "  hold NAME | release NAME | requeue NAME\n"
@@ -80,6 +86,7 @@ static const char usage_text[] =
     "  --version   the version\n"
     "\n"
     "Exit status: 0 all good; 64 usage; 65 input rejected (in part or whole);\n"
+    "75 temporary failure (the Clarity API is unreachable: try again later);\n"
     "66 input missing (or no spool); 73 cannot create output; 74 I/O error;\n"
     "78 configuration or template error.\n"
     "\n"
@@ -207,7 +214,7 @@ static int cmd_validate(const config *cfg, int argc, char **argv)
     return worst;
 }
 
-static const char *const later[] = {"deliver", "ledger", "map"};
+static const char *const later[] = {"ledger", "map"};
 
 /* open_spool - the spool named by the configuration */
 static spool *open_spool(const char *cfgpath, config *cfg, int *rc)
@@ -266,6 +273,19 @@ static int cmd_spool(const char *cfgpath, config *cfg, int argc, char **argv)
         if (!s)
             return rc;
         rc = spool_replay(s, batch, dry, force);
+        spool_close(s);
+        return rc;
+    }
+    if (strcmp(cmd, "deliver") == 0) {
+        bool once = argc == 2 && strcmp(argv[1], "--once") == 0;
+        if (argc > 2 || (argc == 2 && !once)) {
+            cfg_free(cfg);
+            return usage_error("deliver takes only --once%s", "");
+        }
+        spool *s = open_spool(cfgpath, cfg, &rc);
+        if (!s)
+            return rc;
+        rc = deliver_run(s, once);
         spool_close(s);
         return rc;
     }
@@ -343,7 +363,7 @@ int main(int argc, char **argv)
         return rc;
     }
     int is_spool = !strcmp(cmd, "run") || !strcmp(cmd, "status") || !strcmp(cmd, "archive") ||
-                   !strcmp(cmd, "replay") || !strcmp(cmd, "hold") || !strcmp(cmd, "release") ||
+                   !strcmp(cmd, "replay") || !strcmp(cmd, "deliver") || !strcmp(cmd, "hold") || !strcmp(cmd, "release") ||
                    !strcmp(cmd, "requeue");
     int known = is_spool || strcmp(cmd, "convert") == 0 || strcmp(cmd, "validate") == 0;
     if (!known) {

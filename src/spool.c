@@ -171,6 +171,27 @@ static const char conf_template[] =
     "# warehouse when templates/lookups/warehouses.csv has no row for a ship-to state\n"
     "default_warehouse = MAIN\n"
     "\n"
+    "[clarity]\n"
+    "# the Clarity admin API that `sagebridge deliver` sends batches to\n"
+    "# url = https://shop.example.com/DesktopModules/ClarityEcommerce/API-Admin\n"
+    "# identity (session login), basic, oauth2 (client credentials) or none\n"
+    "auth = identity\n"
+    "# user = sagebridge\n"
+    "# secrets: better SAGEBRIDGE_CLARITY_PASSWORD_FILE=/etc/sagebridge/password\n"
+    "# password =\n"
+    "# client_id =\n"
+    "# client_secret =\n"
+    "# token_url = /oauth/token\n"
+    "# a CA bundle for the API's certificate (TLS is always verified)\n"
+    "# ca_file = /etc/ssl/certs/ca-certificates.crt\n"
+    "timeout_s = 60\n"
+    "connect_timeout_s = 10\n"
+    "# retries of transient failures (no answer, 408, 429, 5xx), with back-off\n"
+    "max_attempts = 6\n"
+    "max_age_s = 600\n"
+    "# products per bulk inventory operation\n"
+    "inventory_chunk = 250\n"
+    "\n"
     "[paths]\n"
     "# templates and schemas; default: the folders installed with sagebridge\n"
     "# templates = /etc/sagebridge/templates\n"
@@ -2084,6 +2105,8 @@ int spool_status(spool *s, bool json)
 /* origin_of - the inbound folder a file belongs to: JSON from Clarity, the rest from Sage */
 static const char *origin_of(spool *s, const char *name)
 {
+    if (strncmp(name, "CLARITY_", 8) == 0)
+        return s->out_clarity; /* a batch whose delivery failed: back in the queue */
     size_t l = strlen(name);
     bool json = (l > 5 && strcasecmp(name + l - 5, ".json") == 0) ||
                 (l > 7 && strcasecmp(name + l - 7, ".ndjson") == 0);
@@ -2127,6 +2150,9 @@ int spool_move(spool *s, const char *op, const char *name)
             unlink(e.p);
             sbuf_reset(&e);
             sbuf_printf(&e, "%s.rejects.json", from);
+            unlink(e.p);
+            sbuf_reset(&e);
+            sbuf_printf(&e, "%s.responses.ndjson", from);
             unlink(e.p);
             sbuf_free(&e);
         }
@@ -2451,4 +2477,9 @@ out:
     sbuf_free(&tmp);
     batch_row_free(&b);
     return rc;
+}
+
+const config *spool_config(spool *s)
+{
+    return s->cfg;
 }

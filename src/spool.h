@@ -35,5 +35,6 @@ struct ledger;
 struct ledger *spool_ledger(spool *s);
 const char *spool_archive_dir(spool *s);
 const char *spool_path(spool *s);
+const struct config *spool_config(spool *s);
 
 #endif

@@ -1,0 +1,713 @@
+/*
+ * deliver.c - Clarity API batches to the Clarity admin API.
+ *
+ * A batch file (clarity_out.c) holds one operation per line, so delivery
+ * reads it line by line and never holds more than one operation.  For each:
+ *   1. skip it if the ledger says it was delivered (a restart resumes at the
+ *      first operation not yet confirmed, and never re-sends one that was);
+ *   2. resolve its "{ID:KEY}" placeholders through GET …/Exists/Key/KEY
+ *      (cached for the run; an unknown key fails the operation for good);
+ *   3. send it with its Idempotency-Key; success is HTTP 2xx and a body whose
+ *      ActionSucceeded is not false;
+ *   4. transient failures (no connection, timeout, 408, 429, 5xx) are retried
+ *      with exponential back-off and full jitter (Retry-After honoured) up to
+ *      max_attempts / max_age_s; anything else fails the operation for good.
+ * A batch whose operations all succeeded moves to sent/clarity/ with
+ * NAME.responses.ndjson; one with failures goes to error/ with
+ * NAME.error.json listing each failed operation's request, response and
+ * reason.  If the API stays unreachable the batch waits and the exit status
+ * is 75.
+ *
+ * Authentication: identity (POST /auth/identity, session cookies kept in
+ * curl's memory), basic, or oauth2 client credentials (token cached and
+ * renewed before it expires; one retry on 401).  Secrets come from the
+ * configuration or SAGEBRIDGE_CLARITY_*_FILE and are never logged.
+ *
+ * DIAGNOSTICS
+ *	One log line per operation outcome and per batch; exit status as above.
+ */
+#include "deliver.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "config.h"
+#include "ledger.h"
+#include "log.h"
+#include "publish.h"
+
+#define EX_OK 0
+#define EX_DATAERR 65
+#define EX_IOERR 74
+#define EX_TEMPFAIL 75
+#define EX_CONFIG 78
+
+static void deliver_emit(yajl_gen g, yajl_val v);
+
+typedef enum { AUTH_NONE, AUTH_IDENTITY, AUTH_BASIC, AUTH_OAUTH2 } auth_mode;
+
+typedef struct {
+    char *key, *id;
+} id_cache;
+
+typedef struct {
+    spool *s;
+    ledger *led;
+    CURL *c;
+    char *base;
+    auth_mode auth;
+    const char *user, *password, *client_id, *client_secret, *token_url;
+    char *token;
+    time_t token_expires;
+    bool logged_in;
+    long timeout_s, connect_timeout_s, max_attempts, max_age_s;
+    id_cache *ids;
+    int nids;
+    sbuf resp;
+    char *retry_after;
+    int unreachable; /* the API could not be reached: the batch waits */
+    int auth_failed;
+} dctx;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *u)
+{
+    sbuf_add(u, p, sz * n);
+    return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *u)
+{
+    dctx *d = u;
+    size_t len = sz * n;
+    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+        free(d->retry_after);
+        d->retry_after = strndup(p + 12, len - 12);
+    }
+    return len;
+}
+
+static const char *setting(dctx *d, const char *k)
+{
+    return cfg_get(spool_config(d->s), "clarity", k);
+}
+
+static long num_setting(dctx *d, const char *k, long dflt)
+{
+    const char *v = setting(d, k);
+    return v ? strtol(v, NULL, 10) : dflt;
+}
+
+/* request - one HTTP exchange; the body lands in d->resp; returns the HTTP status or 0
+ * when no answer came (curl's error in err) */
+static long request(dctx *d, const char *method, const char *path, const char *body,
+                    const char *idem, const char *ctype, sbuf *err)
+{
+    CURL *c = d->c;
+    sbuf url = {0};
+    sbuf_printf(&url, "%s%s", d->base, path);
+    sbuf_reset(&d->resp);
+    free(d->retry_after);
+    d->retry_after = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url.p);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, body ? (long)strlen(body) : 0L);
+    if (!body)
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L), curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    struct curl_slist *h = NULL;
+    h = curl_slist_append(h, "Accept: application/json");
+    sbuf line = {0};
+    if (body) {
+        sbuf_printf(&line, "Content-Type: %s", ctype ? ctype : "application/json");
+        h = curl_slist_append(h, line.p);
+    }
+    if (idem) {
+        sbuf_reset(&line);
+        sbuf_printf(&line, "Idempotency-Key: %s", idem);
+        h = curl_slist_append(h, line.p);
+    }
+    if (d->auth == AUTH_OAUTH2 && d->token) {
+        sbuf_reset(&line);
+        sbuf_printf(&line, "Authorization: Bearer %s", d->token);
+        h = curl_slist_append(h, line.p);
+    }
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    else
+        sbuf_printf(err, "%s", curl_easy_strerror(rc));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(h);
+    sbuf_free(&line);
+    sbuf_free(&url);
+    return status;
+}
+
+/* login - identity session or oauth2 token; 0, or an exit status */
+static int login(dctx *d)
+{
+    sbuf err = {0};
+    long st = 200;
+    if (d->auth == AUTH_IDENTITY) {
+        yajl_gen g = yajl_gen_alloc(NULL);
+        yajl_gen_map_open(g);
+        yajl_gen_string(g, (const unsigned char *)"UserName", 8);
+        yajl_gen_string(g, (const unsigned char *)d->user, strlen(d->user));
+        yajl_gen_string(g, (const unsigned char *)"Password", 8);
+        yajl_gen_string(g, (const unsigned char *)d->password, strlen(d->password));
+        yajl_gen_map_close(g);
+        const unsigned char *b;
+        size_t l;
+        yajl_gen_get_buf(g, &b, &l);
+        char *body = strndup((const char *)b, l);
+        yajl_gen_free(g);
+        st = request(d, "POST", "/auth/identity", body, NULL, NULL, &err);
+        free(body);
+    } else if (d->auth == AUTH_OAUTH2) {
+        char *id = curl_easy_escape(d->c, d->client_id, 0), *sec = curl_easy_escape(d->c, d->client_secret, 0);
+        sbuf body = {0};
+        sbuf_printf(&body, "grant_type=client_credentials&client_id=%s&client_secret=%s", id, sec);
+        curl_free(id);
+        curl_free(sec);
+        free(d->token);
+        d->token = NULL;
+        st = request(d, "POST", d->token_url, body.p, NULL, "application/x-www-form-urlencoded", &err);
+        sbuf_free(&body);
+        if (st >= 200 && st < 300) {
+            char eb[128];
+            yajl_val v = yajl_tree_parse(sbuf_str(&d->resp), eb, sizeof eb);
+            const char *pt[] = {"access_token", NULL}, *pe[] = {"expires_in", NULL};
+            yajl_val t = yajl_tree_get(v, pt, yajl_t_string);
+            yajl_val e = yajl_tree_get(v, pe, yajl_t_number);
+            if (t)
+                d->token = xstrdup(YAJL_GET_STRING(t));
+            long ttl = e && YAJL_IS_INTEGER(e) ? (long)YAJL_GET_INTEGER(e) : 300;
+            /* renewed a minute early (or at half life for short tokens) */
+            d->token_expires = time(NULL) + (ttl > 120 ? ttl - 60 : ttl / 2);
+            yajl_tree_free(v);
+            if (!d->token)
+                st = 0;
+        }
+    }
+    int rc = EX_OK;
+    if (st == 0 && err.len) {
+        log_event(LOG_LVL_WARN, NULL, d->base, "api-unreachable", "error=%s", log_q(err.p));
+        d->unreachable = 1;
+        rc = EX_TEMPFAIL;
+    } else if (st == 401 || st == 403) {
+        log_event(LOG_LVL_ERROR, NULL, d->base, "login-refused",
+                  "status=%ld advice=\"check [clarity] user/password or client_id/client_secret\"",
+                  st);
+        d->auth_failed = 1;
+        rc = EX_CONFIG;
+    } else if (st < 200 || st >= 300) {
+        log_event(LOG_LVL_WARN, NULL, d->base, "login-failed", "status=%ld", st);
+        d->unreachable = 1;
+        rc = EX_TEMPFAIL;
+    } else {
+        d->logged_in = true;
+    }
+    sbuf_free(&err);
+    return rc;
+}
+
+/* action_failed - the CEF body says ActionSucceeded: false */
+static bool action_failed(const char *body)
+{
+    char eb[64];
+    yajl_val v = yajl_tree_parse(body, eb, sizeof eb);
+    const char *p[] = {"ActionSucceeded", NULL};
+    yajl_val a = v && YAJL_IS_OBJECT(v) ? yajl_tree_get(v, p, yajl_t_any) : NULL;
+    bool f = a && YAJL_IS_FALSE(a);
+    yajl_tree_free(v);
+    return f;
+}
+
+/* backoff - full jitter: a random wait in [0, min(cap, base * 2^attempt)) */
+static void backoff(dctx *d, int attempt)
+{
+    long ms;
+    if (d->retry_after) {
+        ms = atol(d->retry_after) * 1000;
+    } else {
+        long cap = 8000, base = 200;
+        long top = base << (attempt < 10 ? attempt : 10);
+        if (top > cap)
+            top = cap;
+        unsigned int r = 0;
+        if (getrandom(&r, sizeof r, 0) != sizeof r)
+            r = (unsigned int)time(NULL);
+        ms = (long)(r % (unsigned int)(top > 0 ? top : 1));
+    }
+    if (ms > 0)
+        usleep((useconds_t)(ms > 60000 ? 60000 : ms) * 1000);
+}
+
+/* resolve_id - KEY -> numeric ID through the route's Exists/Key (cached) */
+static int resolve_id(dctx *d, const char *key, const char *from, char **id, sbuf *why)
+{
+    for (int i = 0; i < d->nids; i++)
+        if (!strcmp(d->ids[i].key, from)) {
+            *id = xstrdup(d->ids[i].id);
+            return 0;
+        }
+    sbuf err = {0};
+    long st = 0;
+    for (int a = 0; a < d->max_attempts; a++) {
+        sbuf_reset(&err);
+        st = request(d, "GET", from, NULL, NULL, NULL, &err);
+        if (st != 0 && st != 408 && st != 429 && st < 500)
+            break;
+        backoff(d, a);
+    }
+    int rc = -1;
+    const char *b = sbuf_str(&d->resp);
+    while (*b == ' ' || *b == '\n')
+        b++;
+    if (st == 0) {
+        sbuf_printf(why, "cannot reach the API to resolve %s: %s", key, sbuf_str(&err));
+        d->unreachable = 1;
+        rc = -2;
+    } else if (st >= 200 && st < 300 && *b >= '0' && *b <= '9') {
+        char *end;
+        strtoll(b, &end, 10);
+        *id = strndup(b, (size_t)(end - b));
+        d->ids = xrealloc(d->ids, (size_t)(d->nids + 1) * sizeof *d->ids);
+        d->ids[d->nids++] = (id_cache){xstrdup(from), xstrdup(*id)};
+        rc = 0;
+    } else {
+        sbuf_printf(why, "%s is not known to Clarity (GET %s answered %ld%s%s)", key, from, st,
+                    *b ? ": " : "", *b ? b : " with no ID");
+    }
+    sbuf_free(&err);
+    return rc;
+}
+
+/* substitute - every "{ID:KEY}" string in body becomes the resolved number */
+static int substitute(dctx *d, yajl_val resolve, sbuf *body, sbuf *why)
+{
+    for (size_t i = 0; resolve && YAJL_IS_OBJECT(resolve) && i < resolve->u.object.len; i++) {
+        const char *name = resolve->u.object.keys[i]; /* "ID:KEY" */
+        const char *pf[] = {"from", NULL};
+        yajl_val f = yajl_tree_get(resolve->u.object.values[i], pf, yajl_t_string);
+        if (!f)
+            continue;
+        char *id = NULL;
+        const char *key = strchr(name, ':') ? strchr(name, ':') + 1 : name;
+        int r = resolve_id(d, key, YAJL_GET_STRING(f), &id, why);
+        if (r != 0)
+            return r;
+        sbuf ph = {0}, out = {0};
+        sbuf_printf(&ph, "\"{%s}\"", name);
+        const char *p = body->p;
+        for (const char *q; (q = strstr(p, ph.p)) != NULL; p = q + ph.len) {
+            sbuf_add(&out, p, (size_t)(q - p));
+            sbuf_adds(&out, id);
+        }
+        sbuf_adds(&out, p);
+        sbuf_free(body);
+        *body = out;
+        sbuf_free(&ph);
+        free(id);
+    }
+    return 0;
+}
+
+typedef struct {
+    FILE *responses; /* NAME.responses.ndjson, in work/ until the batch is done */
+    sbuf failed;     /* JSON objects of failed operations, joined by ",\n" */
+    int nfailed, nsent, nskipped;
+} batch_out;
+
+/* send_op - one operation: 0 done, 1 failed for good, 2 API unreachable (stop), 3 auth */
+static int send_op(dctx *d, const char *batch, const char *line, batch_out *bo)
+{
+    char eb[256];
+    yajl_val op = yajl_tree_parse(line, eb, sizeof eb);
+    if (!op) {
+        sbuf_printf(&bo->failed, "%s{\"reason\":\"the operation is not JSON\"}",
+                    bo->nfailed++ ? ",\n" : "");
+        return 1;
+    }
+    const char *ps[] = {"seq", NULL}, *pm[] = {"method", NULL}, *pp[] = {"path", NULL},
+               *pb[] = {"body", NULL}, *pr[] = {"resolve", NULL}, *pk[] = {"idempotencyKey", NULL};
+    yajl_val seqv = yajl_tree_get(op, ps, yajl_t_number);
+    int64_t seq = seqv && YAJL_IS_INTEGER(seqv) ? YAJL_GET_INTEGER(seqv) : 0;
+    char *state = ledger_delivery_state(d->led, batch, seq);
+    if (state && !strcmp(state, "done")) { /* confirmed before a restart: never again */
+        free(state);
+        yajl_tree_free(op);
+        bo->nskipped++;
+        return 0;
+    }
+    free(state);
+    const char *method = YAJL_GET_STRING(yajl_tree_get(op, pm, yajl_t_string));
+    const char *path = YAJL_GET_STRING(yajl_tree_get(op, pp, yajl_t_string));
+    const char *idem = YAJL_GET_STRING(yajl_tree_get(op, pk, yajl_t_string));
+    yajl_val bodyv = yajl_tree_get(op, pb, yajl_t_any);
+    /* the body as text, re-generated from the tree (numbers keep their text) */
+    yajl_gen g = yajl_gen_alloc(NULL);
+    deliver_emit(g, bodyv);
+    const unsigned char *gb;
+    size_t gl;
+    yajl_gen_get_buf(g, &gb, &gl);
+    sbuf body = {0}, why = {0}, err = {0};
+    sbuf_add(&body, gb, gl);
+    yajl_gen_free(g);
+    int result = 0;
+    long st = 0;
+    int attempts = 0;
+    int sr = substitute(d, yajl_tree_get(op, pr, yajl_t_object), &body, &why);
+    if (sr == -2) {
+        result = 2;
+    } else if (sr != 0) {
+        result = 1;
+    } else {
+        time_t start = time(NULL);
+        bool relogged = false;
+        for (;;) {
+            if (d->auth == AUTH_OAUTH2 && time(NULL) >= d->token_expires && login(d) != EX_OK) {
+                result = d->auth_failed ? 3 : 2;
+                break;
+            }
+            attempts++;
+            sbuf_reset(&err);
+            st = request(d, method ? method : "POST", path ? path : "/", body.p, idem, NULL, &err);
+            if (st == 401 && !relogged && d->auth != AUTH_BASIC && d->auth != AUTH_NONE) {
+                relogged = true; /* a session or token that expired: log in once more */
+                if (login(d) != EX_OK) {
+                    result = d->auth_failed ? 3 : 2;
+                    break;
+                }
+                continue;
+            }
+            bool transient = st == 0 || st == 408 || st == 429 || st >= 500;
+            if (!transient) {
+                if (st >= 200 && st < 300 && !action_failed(sbuf_str(&d->resp)))
+                    result = 0;
+                else {
+                    result = st == 401 || st == 403 ? 3 : 1;
+                    sbuf_printf(&why, "HTTP %ld%s", st,
+                                st >= 200 && st < 300 ? " with ActionSucceeded false" : "");
+                }
+                break;
+            }
+            if (attempts >= d->max_attempts || time(NULL) - start >= d->max_age_s) {
+                if (st == 0) {
+                    sbuf_printf(&why, "the API did not answer: %s", sbuf_str(&err));
+                    result = 2;
+                } else {
+                    sbuf_printf(&why, "HTTP %ld after %d attempts", st, attempts);
+                    result = 2; /* still transient: the batch waits for a later run */
+                }
+                break;
+            }
+            backoff(d, attempts);
+        }
+    }
+    const char *resp = sbuf_str(&d->resp);
+    if (result == 0) {
+        ledger_delivery_set(d->led, batch, seq, "done", st, resp, NULL, attempts);
+        fprintf(bo->responses, "{\"seq\":%lld,\"status\":%ld,\"response\":%s}\n", (long long)seq,
+                st, *resp ? resp : "null");
+        bo->nsent++;
+    } else if (result == 1 || result == 3) {
+        ledger_delivery_set(d->led, batch, seq, "failed", st, resp, why.p, attempts);
+        yajl_gen f = yajl_gen_alloc(NULL);
+        yajl_gen_map_open(f);
+        yajl_gen_string(f, (const unsigned char *)"seq", 3);
+        yajl_gen_integer(f, seq);
+        yajl_gen_string(f, (const unsigned char *)"request", 7);
+        deliver_emit(f, op);
+        yajl_gen_string(f, (const unsigned char *)"status", 6);
+        yajl_gen_integer(f, st);
+        yajl_gen_string(f, (const unsigned char *)"response", 8);
+        yajl_gen_string(f, (const unsigned char *)resp, strlen(resp));
+        yajl_gen_string(f, (const unsigned char *)"reason", 6);
+        yajl_gen_string(f, (const unsigned char *)sbuf_str(&why), why.len);
+        yajl_gen_map_close(f);
+        const unsigned char *fb;
+        size_t fl;
+        yajl_gen_get_buf(f, &fb, &fl);
+        sbuf_printf(&bo->failed, "%s", bo->nfailed++ ? ",\n" : "");
+        sbuf_add(&bo->failed, fb, fl);
+        yajl_gen_free(f);
+        log_event(LOG_LVL_WARN, batch, NULL, "operation-failed", "seq=%lld status=%ld reason=%s",
+                  (long long)seq, st, log_q(sbuf_str(&why)));
+    }
+    if (result == 2)
+        d->unreachable = 1;
+    sbuf_free(&body);
+    sbuf_free(&why);
+    sbuf_free(&err);
+    yajl_tree_free(op);
+    return result;
+}
+
+/* deliver_emit - a parsed JSON value back to text (numbers exactly as written) */
+static void deliver_emit(yajl_gen g, yajl_val v)
+{
+    if (!v)
+        yajl_gen_null(g);
+    else if (YAJL_IS_STRING(v))
+        yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
+    else if (YAJL_IS_NUMBER(v))
+        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+    else if (YAJL_IS_OBJECT(v)) {
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i],
+                            strlen(v->u.object.keys[i]));
+            deliver_emit(g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close(g);
+    } else if (YAJL_IS_ARRAY(v)) {
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < v->u.array.len; i++)
+            deliver_emit(g, v->u.array.values[i]);
+        yajl_gen_array_close(g);
+    } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
+        yajl_gen_bool(g, YAJL_IS_TRUE(v));
+    else
+        yajl_gen_null(g);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* deliver_batch - one CLARITY_*.json; 0 sent, 1 moved to error/, 2 waits, 3 auth */
+static int deliver_batch(dctx *d, const char *dir, const char *name)
+{
+    char *path = xmalloc(strlen(dir) + strlen(name) + 2);
+    sprintf(path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        free(path);
+        return 2;
+    }
+    /* the batch id is the file name without CLARITY_ and .json */
+    char batch[256];
+    const char *us = strchr(name, '_');
+    snprintf(batch, sizeof batch, "%.*s", (int)(strlen(us ? us + 1 : name) - 5), us ? us + 1 : name);
+    const char *root = spool_path(d->s);
+    sbuf rp = {0};
+    sbuf_printf(&rp, "%s/work/.%s.responses.sbtmp", root, name);
+    batch_out bo = {0};
+    bo.responses = fopen(rp.p, "a");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int result = 0;
+    while (bo.responses && (n = getline(&line, &cap, f)) > 0) {
+        if (strncmp(line, "{\"seq\":", 7) != 0)
+            continue; /* the batch's own header and footer lines */
+        /* one operation per line; the separating comma ends the line */
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ','))
+            line[--n] = '\0';
+        int r = send_op(d, batch, line, &bo);
+        if (r >= 2) {
+            result = r;
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    if (bo.responses)
+        fclose(bo.responses);
+    sbuf err = {0};
+    if (result == 0) {
+        const char *to_dir = bo.nfailed ? "error" : "sent/clarity";
+        sbuf td = {0}, to = {0}, rn = {0};
+        sbuf_printf(&td, "%s/%s", root, to_dir);
+        sbuf_printf(&to, "%s/%s", td.p, name);
+        if (bo.nfailed) {
+            sbuf en = {0};
+            sbuf_printf(&en, "%s.error.json", name);
+            ofile *ef = of_open(td.p, en.p, &err);
+            if (ef) {
+                of_puts(ef, "{\"file\":\"");
+                of_puts(ef, name);
+                of_puts(ef, "\",\"code\":\"OPERATIONS_FAILED\",\"hint\":\"fix the cause (unknown "
+                            "keys, refused data), then `sagebridge requeue NAME`\",\"failed\":[\n");
+                of_write(ef, bo.failed.p ? bo.failed.p : "", bo.failed.len);
+                of_puts(ef, "\n]}\n");
+                of_commit(ef, &err);
+            }
+            sbuf_free(&en);
+        }
+        sbuf_printf(&rn, "%s/%s.responses.ndjson", td.p, name);
+        rename(rp.p, rn.p);
+        if (rename(path, to.p) == 0)
+            fsync_dir(td.p, &err);
+        log_event(bo.nfailed ? LOG_LVL_WARN : LOG_LVL_INFO, batch, name,
+                  bo.nfailed ? "delivered-with-failures" : "delivered",
+                  "sent=%d already=%d failed=%d moved_to=%s", bo.nsent, bo.nskipped, bo.nfailed,
+                  to_dir);
+        result = bo.nfailed ? 1 : 0;
+        sbuf_free(&td);
+        sbuf_free(&to);
+        sbuf_free(&rn);
+    } else {
+        log_event(LOG_LVL_WARN, batch, name, "delivery-waiting",
+                  "sent=%d reason=%s", bo.nsent,
+                  log_q(result == 3 ? "the API refused our credentials" : "the API is unreachable"));
+    }
+    sbuf_free(&bo.failed);
+    sbuf_free(&rp);
+    sbuf_free(&err);
+    free(path);
+    return result;
+}
+
+/* pass - every batch waiting in out/clarity/, oldest first */
+static int pass(dctx *d)
+{
+    sbuf dir = {0};
+    sbuf_printf(&dir, "%s/out/clarity", spool_path(d->s));
+    DIR *dd = opendir(dir.p);
+    char **names = NULL;
+    int n = 0;
+    struct dirent *e;
+    while (dd && (e = readdir(dd)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < 6 || strcmp(e->d_name + l - 5, ".json") != 0)
+            continue;
+        names = xrealloc(names, (size_t)(n + 1) * sizeof *names);
+        names[n++] = xstrdup(e->d_name);
+    }
+    if (dd)
+        closedir(dd);
+    if (n)
+        qsort(names, (size_t)n, sizeof *names, cmp_names);
+    int rc = EX_OK;
+    for (int i = 0; i < n; i++) {
+        if (rc == EX_OK || rc == EX_DATAERR) {
+            if (!d->logged_in && d->auth != AUTH_NONE && d->auth != AUTH_BASIC) {
+                int lr = login(d);
+                if (lr != EX_OK) {
+                    rc = lr;
+                    free(names[i]);
+                    continue;
+                }
+            }
+            int r = deliver_batch(d, dir.p, names[i]);
+            if (r == 1)
+                rc = EX_DATAERR;
+            else if (r == 2)
+                rc = EX_TEMPFAIL; /* keep the order: later batches wait too */
+            else if (r == 3)
+                rc = EX_CONFIG;
+        }
+        free(names[i]);
+    }
+    free(names);
+    sbuf_free(&dir);
+    return rc;
+}
+
+int deliver_run(spool *s, bool once)
+{
+    dctx d = {.s = s, .led = spool_ledger(s)};
+    const char *url = cfg_get(spool_config(s), "clarity", "url");
+    if (!url) {
+        fprintf(stderr, "sagebridge: deliver: set [clarity] url (the admin API's base URL) in "
+                        "sagebridge.conf or SAGEBRIDGE_CLARITY_URL\n");
+        return EX_CONFIG;
+    }
+    const char *auth = setting(&d, "auth");
+    d.auth = !auth || !strcmp(auth, "identity") ? AUTH_IDENTITY : !strcmp(auth, "basic") ? AUTH_BASIC
+           : !strcmp(auth, "oauth2") ? AUTH_OAUTH2 : !strcmp(auth, "none") ? AUTH_NONE : -1;
+    if ((int)d.auth < 0) {
+        fprintf(stderr, "sagebridge: deliver: [clarity] auth = %s: expected identity, basic, "
+                        "oauth2 or none\n", auth);
+        return EX_CONFIG;
+    }
+    d.user = setting(&d, "user");
+    d.password = setting(&d, "password");
+    d.client_id = setting(&d, "client_id");
+    d.client_secret = setting(&d, "client_secret");
+    d.token_url = setting(&d, "token_url");
+    if (!d.token_url)
+        d.token_url = "/oauth/token";
+    if ((d.auth == AUTH_IDENTITY || d.auth == AUTH_BASIC) && (!d.user || !d.password)) {
+        fprintf(stderr, "sagebridge: deliver: auth %s needs [clarity] user and password (or "
+                        "SAGEBRIDGE_CLARITY_PASSWORD_FILE)\n", d.auth == AUTH_BASIC ? "basic" : "identity");
+        return EX_CONFIG;
+    }
+    if (d.auth == AUTH_OAUTH2 && (!d.client_id || !d.client_secret)) {
+        fprintf(stderr, "sagebridge: deliver: auth oauth2 needs [clarity] client_id and "
+                        "client_secret (or SAGEBRIDGE_CLARITY_CLIENT_SECRET_FILE)\n");
+        return EX_CONFIG;
+    }
+    d.base = xstrdup(url);
+    size_t bl = strlen(d.base);
+    while (bl && d.base[bl - 1] == '/')
+        d.base[--bl] = '\0';
+    d.timeout_s = num_setting(&d, "timeout_s", 60);
+    d.connect_timeout_s = num_setting(&d, "connect_timeout_s", 10);
+    d.max_attempts = num_setting(&d, "max_attempts", 6);
+    d.max_age_s = num_setting(&d, "max_age_s", 600);
+    if (d.max_attempts < 1)
+        d.max_attempts = 1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    d.c = curl_easy_init();
+    curl_easy_setopt(d.c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(d.c, CURLOPT_WRITEDATA, &d.resp);
+    curl_easy_setopt(d.c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(d.c, CURLOPT_HEADERDATA, &d);
+    curl_easy_setopt(d.c, CURLOPT_TIMEOUT, d.timeout_s);
+    curl_easy_setopt(d.c, CURLOPT_CONNECTTIMEOUT, d.connect_timeout_s);
+    curl_easy_setopt(d.c, CURLOPT_COOKIEFILE, ""); /* session cookies, in memory only */
+    curl_easy_setopt(d.c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(d.c, CURLOPT_USERAGENT, "sagebridge");
+    const char *ca = setting(&d, "ca_file");
+    if (ca)
+        curl_easy_setopt(d.c, CURLOPT_CAINFO, ca);
+    const char *insecure = setting(&d, "insecure");
+    if (insecure && !strcmp(insecure, "yes")) {
+        log_event(LOG_LVL_WARN, NULL, d.base, "tls-verification-off",
+                  "reason=\"[clarity] insecure = yes: for test rigs only\"");
+        curl_easy_setopt(d.c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(d.c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (d.auth == AUTH_BASIC) {
+        curl_easy_setopt(d.c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(d.c, CURLOPT_USERNAME, d.user);
+        curl_easy_setopt(d.c, CURLOPT_PASSWORD, d.password);
+    }
+    int rc;
+    for (;;) {
+        rc = pass(&d);
+        if (once || rc == EX_CONFIG)
+            break;
+        sleep(5); /* the deliver daemon: a pass every few seconds until killed */
+    }
+    curl_easy_cleanup(d.c);
+    curl_global_cleanup();
+    for (int i = 0; i < d.nids; i++) {
+        free(d.ids[i].key);
+        free(d.ids[i].id);
+    }
+    free(d.ids);
+    free(d.token);
+    free(d.base);
+    free(d.retry_after);
+    sbuf_free(&d.resp);
+    return rc;
+}
