@@ -47,11 +47,11 @@
 #include "log.h"
 #include "publish.h"
 
-#define EX_OK 0
-#define EX_DATAERR 65
-#define EX_IOERR 74
+#define EX_OK       0
+#define EX_DATAERR  65
+#define EX_IOERR    74
 #define EX_TEMPFAIL 75
-#define EX_CONFIG 78
+#define EX_CONFIG   78
 
 static void deliver_emit(yajl_gen g, yajl_val v);
 
@@ -124,7 +124,8 @@ static long request(dctx *d, const char *method, const char *path, const char *b
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, body ? (long)strlen(body) : 0L);
     if (!body)
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L), curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L),
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Accept: application/json");
     sbuf line = {0};
@@ -178,14 +179,16 @@ static int login(dctx *d)
         st = request(d, "POST", "/auth/identity", body, NULL, NULL, &err);
         free(body);
     } else if (d->auth == AUTH_OAUTH2) {
-        char *id = curl_easy_escape(d->c, d->client_id, 0), *sec = curl_easy_escape(d->c, d->client_secret, 0);
+        char *id = curl_easy_escape(d->c, d->client_id, 0),
+             *sec = curl_easy_escape(d->c, d->client_secret, 0);
         sbuf body = {0};
         sbuf_printf(&body, "grant_type=client_credentials&client_id=%s&client_secret=%s", id, sec);
         curl_free(id);
         curl_free(sec);
         free(d->token);
         d->token = NULL;
-        st = request(d, "POST", d->token_url, body.p, NULL, "application/x-www-form-urlencoded", &err);
+        st = request(d, "POST", d->token_url, body.p, NULL, "application/x-www-form-urlencoded",
+                     &err);
         sbuf_free(&body);
         if (st >= 200 && st < 300) {
             char eb[128];
@@ -265,11 +268,19 @@ static int resolve_id(dctx *d, const char *key, const char *from, char **id, sbu
             *id = xstrdup(d->ids[i].id);
             return 0;
         }
-    sbuf err = {0};
+    sbuf err = {0}, url = {0};
+    /* the key is data: escaped in the URL ("SKU 3", "A/B") */
+    size_t fl = strlen(from), kl = strlen(key);
+    char *esc = curl_easy_escape(d->c, key, (int)kl);
+    if (fl >= kl && strcmp(from + fl - kl, key) == 0)
+        sbuf_printf(&url, "%.*s%s", (int)(fl - kl), from, esc);
+    else
+        sbuf_adds(&url, from);
+    curl_free(esc);
     long st = 0;
     for (int a = 0; a < d->max_attempts; a++) {
         sbuf_reset(&err);
-        st = request(d, "GET", from, NULL, NULL, NULL, &err);
+        st = request(d, "GET", url.p, NULL, NULL, NULL, &err);
         if (st != 0 && st != 408 && st != 429 && st < 500)
             break;
         backoff(d, a);
@@ -290,10 +301,11 @@ static int resolve_id(dctx *d, const char *key, const char *from, char **id, sbu
         d->ids[d->nids++] = (id_cache){xstrdup(from), xstrdup(*id)};
         rc = 0;
     } else {
-        sbuf_printf(why, "%s is not known to Clarity (GET %s answered %ld%s%s)", key, from, st,
+        sbuf_printf(why, "%s is not known to Clarity (GET %s answered %ld%s%s)", key, url.p, st,
                     *b ? ": " : "", *b ? b : " with no ID");
     }
     sbuf_free(&err);
+    sbuf_free(&url);
     return rc;
 }
 
@@ -504,7 +516,8 @@ static int deliver_batch(dctx *d, const char *dir, const char *name)
     /* the batch id is the file name without CLARITY_ and .json */
     char batch[256];
     const char *us = strchr(name, '_');
-    snprintf(batch, sizeof batch, "%.*s", (int)(strlen(us ? us + 1 : name) - 5), us ? us + 1 : name);
+    snprintf(batch, sizeof batch, "%.*s", (int)(strlen(us ? us + 1 : name) - 5),
+             us ? us + 1 : name);
     const char *root = spool_path(d->s);
     sbuf rp = {0};
     sbuf_printf(&rp, "%s/work/.%s.responses.sbtmp", root, name);
@@ -564,9 +577,9 @@ static int deliver_batch(dctx *d, const char *dir, const char *name)
         sbuf_free(&to);
         sbuf_free(&rn);
     } else {
-        log_event(LOG_LVL_WARN, batch, name, "delivery-waiting",
-                  "sent=%d reason=%s", bo.nsent,
-                  log_q(result == 3 ? "the API refused our credentials" : "the API is unreachable"));
+        log_event(
+            LOG_LVL_WARN, batch, name, "delivery-waiting", "sent=%d reason=%s", bo.nsent,
+            log_q(result == 3 ? "the API refused our credentials" : "the API is unreachable"));
     }
     sbuf_free(&bo.failed);
     sbuf_free(&rp);
@@ -631,11 +644,16 @@ int deliver_run(spool *s, bool once)
         return EX_CONFIG;
     }
     const char *auth = setting(&d, "auth");
-    d.auth = !auth || !strcmp(auth, "identity") ? AUTH_IDENTITY : !strcmp(auth, "basic") ? AUTH_BASIC
-           : !strcmp(auth, "oauth2") ? AUTH_OAUTH2 : !strcmp(auth, "none") ? AUTH_NONE : -1;
+    d.auth = !auth || !strcmp(auth, "identity") ? AUTH_IDENTITY
+             : !strcmp(auth, "basic")           ? AUTH_BASIC
+             : !strcmp(auth, "oauth2")          ? AUTH_OAUTH2
+             : !strcmp(auth, "none")            ? AUTH_NONE
+                                                : -1;
     if ((int)d.auth < 0) {
-        fprintf(stderr, "sagebridge: deliver: [clarity] auth = %s: expected identity, basic, "
-                        "oauth2 or none\n", auth);
+        fprintf(stderr,
+                "sagebridge: deliver: [clarity] auth = %s: expected identity, basic, "
+                "oauth2 or none\n",
+                auth);
         return EX_CONFIG;
     }
     d.user = setting(&d, "user");
@@ -646,8 +664,10 @@ int deliver_run(spool *s, bool once)
     if (!d.token_url)
         d.token_url = "/oauth/token";
     if ((d.auth == AUTH_IDENTITY || d.auth == AUTH_BASIC) && (!d.user || !d.password)) {
-        fprintf(stderr, "sagebridge: deliver: auth %s needs [clarity] user and password (or "
-                        "SAGEBRIDGE_CLARITY_PASSWORD_FILE)\n", d.auth == AUTH_BASIC ? "basic" : "identity");
+        fprintf(stderr,
+                "sagebridge: deliver: auth %s needs [clarity] user and password (or "
+                "SAGEBRIDGE_CLARITY_PASSWORD_FILE)\n",
+                d.auth == AUTH_BASIC ? "basic" : "identity");
         return EX_CONFIG;
     }
     if (d.auth == AUTH_OAUTH2 && (!d.client_id || !d.client_secret)) {

@@ -363,8 +363,8 @@ int main(int argc, char **argv)
         return rc;
     }
     int is_spool = !strcmp(cmd, "run") || !strcmp(cmd, "status") || !strcmp(cmd, "archive") ||
-                   !strcmp(cmd, "replay") || !strcmp(cmd, "deliver") || !strcmp(cmd, "hold") || !strcmp(cmd, "release") ||
-                   !strcmp(cmd, "requeue");
+                   !strcmp(cmd, "replay") || !strcmp(cmd, "deliver") || !strcmp(cmd, "hold") ||
+                   !strcmp(cmd, "release") || !strcmp(cmd, "requeue");
     int known = is_spool || strcmp(cmd, "convert") == 0 || strcmp(cmd, "validate") == 0;
     if (!known) {
         for (size_t k = 0; k < sizeof later / sizeof *later; k++)

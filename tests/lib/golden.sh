@@ -5,6 +5,7 @@
 #   args       the arguments after "sagebridge"; @IN is the case's input/ folder,
 #              @OUT a fresh output folder
 #   exit       the expected exit status
+#   env        (optional) KEY=VALUE lines set for the run, e.g. SOURCE_DATE_EPOCH
 #   expected/  every file the output folder must hold afterwards, byte for byte;
 #              no other file may appear.  In *.rejects.json a "message" of "*"
 #              matches any text (messages are for people; codes are the contract).
@@ -18,7 +19,9 @@ for d in "$TOP"/tests/golden/*/; do
     rm -rf "$out"
     mkdir -p "$out"
     read -r -a args < <(sed -e "s#@IN#${d}input#g" -e "s#@OUT#$out#g" "$d/args")
-    "$SAGEBRIDGE_BIN" "${args[@]}" >"$work/$n.stdout" 2>"$work/$n.stderr"
+    envs=()
+    [ -f "$d/env" ] && mapfile -t envs <"$d/env"
+    env "${envs[@]}" "$SAGEBRIDGE_BIN" "${args[@]}" >"$work/$n.stdout" 2>"$work/$n.stderr"
     rc=$?
     why=""
     exp=$(cat "$d/exit")
