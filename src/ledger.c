@@ -450,6 +450,18 @@ char *ledger_key_tranno(ledger *l, const char *kind, const char *key)
     return r;
 }
 
+char *ledger_key_by_ref(ledger *l, const char *kind, const char *ref, size_t n)
+{
+    sqlite3_stmt *st = prep(l, "SELECT key FROM keys WHERE kind = ? AND tranno = ? LIMIT 1");
+    if (!st)
+        return NULL;
+    bind_text(st, 1, kind);
+    sqlite3_bind_text(st, 2, ref, (int)n, SQLITE_TRANSIENT);
+    char *r = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
+    sqlite3_finalize(st);
+    return r;
+}
+
 uint64_t ledger_next_seq(ledger *l, const char *name)
 {
     sqlite3_stmt *st = prep(l, "INSERT INTO seq(name, v) VALUES(?, 1) ON CONFLICT(name) DO "

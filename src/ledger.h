@@ -74,6 +74,8 @@ int ledger_tranno_used_by_other(ledger *l, const char *kind, const char *tranno,
                                 const char *batch_id);
 int ledger_tranno_used(ledger *l, const char *kind, const char *tranno, size_t n);
 char *ledger_key_tranno(ledger *l, const char *kind, const char *key); /* malloc'ed or NULL */
+/* ledger_key_by_ref - the key published under this TranNo (malloc'ed or NULL) */
+char *ledger_key_by_ref(ledger *l, const char *kind, const char *ref, size_t n);
 uint64_t ledger_next_seq(ledger *l, const char *name);
 
 /* delivery progress per operation: "done" or "failed" (malloc'ed), NULL if never sent */

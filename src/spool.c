@@ -536,6 +536,13 @@ static uint64_t hook_next(void *ctx, const char *prefix)
     return v;
 }
 
+/* hook_key_of - the ledger's orderId for a TranNo (Sage exports matched back) */
+static char *hook_key_of(void *ctx, const char *kind, const char *ref, size_t n)
+{
+    hook_ctx *h = ctx;
+    return ledger_key_by_ref(h->s->led, kind, ref, n);
+}
+
 /* hook_accept - a business key is published once (SPEC §3 rule 3) */
 static int hook_accept(void *ctx, const template *t, const tpl_result *res, sbuf *why)
 {
@@ -1300,7 +1307,7 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
         goto out;
     }
     hook_ctx hc = {s, id, kind};
-    tpl_hooks hooks = {hook_used, hook_next, &hc};
+    tpl_hooks hooks = {hook_used, hook_next, hook_key_of, &hc};
     sbuf rname = {0};
     sbuf_printf(&rname, "%s.rejects.json", name);
     convert_opts o = {.templates = s->tpl,
@@ -2368,7 +2375,7 @@ int spool_replay(spool *s, const char *id, bool dry, bool force)
             formats |= l > 4 && !strcmp(orig[i].name + l - 4, ".xml") ? SW_XML : SW_CSV;
         }
         ro_ctx rc_ = {s, b.kind, b.id};
-        tpl_hooks hooks = {hook_used_ro, NULL, &rc_};
+        tpl_hooks hooks = {hook_used_ro, NULL, NULL, &rc_};
         convert_opts o = {.templates = s->tpl,
                           .outdir = tmp.p,
                           .formats = formats ? formats : s->formats,

@@ -67,6 +67,7 @@ typedef enum {
     N_LOOKUP,
     N_CHOOSE,
     N_SEQUENCE,
+    N_KEY_OF,
     /* conditions */
     C_NOT_EMPTY,
     C_POSITIVE,
@@ -605,6 +606,10 @@ static node *compile(template *t, xmlNodePtr x, int group)
                     ok = body ? -1 : lerr(t, w, "<when> needs an expression inside");
             }
         }
+    } else if (is(x, "key-of")) {
+        n->t = N_KEY_OF;
+        n->s = attr(x, "kind");
+        ok = compile_kids(t, n, x, group, 1);
     } else if (is(x, "sequence")) {
         n->t = N_SEQUENCE;
         n->s = attr(x, "prefix");
@@ -1777,6 +1782,16 @@ static int eval(node *n, ectx *c, tval *out)
             return eval(n->otherwise, c, out);
         *out = (tval){"", 0};
         return 0;
+    case N_KEY_OF: {
+        tval v;
+        if (eval(n->kids[0], c, &v) != 0)
+            return -1;
+        const tpl_hooks *h = c->run->hooks;
+        char *k = v.n && h && h->key_of ? h->key_of(h->ctx, n->s, v.p, v.n) : NULL;
+        *out = k ? mk(c, k, strlen(k)) : (tval){"", 0};
+        free(k);
+        return 0;
+    }
     case N_SEQUENCE: {
         const tpl_hooks *h = c->run->hooks;
         uint64_t v = h && h->next ? h->next(h->ctx, n->s) : ++c->run->counters[n->i2];

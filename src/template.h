@@ -107,6 +107,8 @@ const tpl_output_desc *tpl_output(const template *t);
 typedef struct {
     int (*used)(void *ctx, const char *column, const char *v, size_t n);
     uint64_t (*next)(void *ctx, const char *prefix);
+    /* the business key published under an output key (the ledger's TranNo -> orderId) */
+    char *(*key_of)(void *ctx, const char *kind, const char *ref, size_t n);
     void *ctx;
 } tpl_hooks;
 

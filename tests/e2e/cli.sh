@@ -53,6 +53,6 @@ expect_err "cli: broken config names file and line" "bad.conf:1:"
 run -c "$WORK/missing.conf" convert "$TOP/examples/orders-2026-11-01.json" -o "$WORK"
 expect_rc "cli: missing -c config exits 78" 78
 
-run deliver --once
+run ledger check
 expect_rc "cli: a command of a later release exits 64" 64
 expect_err "cli: a later command says so" "not available"
