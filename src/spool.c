@@ -63,6 +63,7 @@
 #include "archive.h"
 #include "sage_in.h"
 #include "convert.h"
+#include "deliver.h"
 #include "ledger.h"
 #include "log.h"
 #include "paths.h"
@@ -91,7 +92,7 @@ struct spool {
     ledger *led;
     tpl_set *tpl;
     long settle_ms, incomplete_s, rescan_s, poll_ms;
-    bool poll_mode, done_marker, reject_file;
+    bool poll_mode, done_marker, reject_file, deliver_auto;
     int formats;
     char **ignore;
     int nignore;
@@ -160,6 +161,9 @@ static const char conf_template[] =
     "on_record_error = skip\n"
     "# csv, xml or both\n"
     "formats = both\n"
+    "# manual: batches for Clarity wait in out/clarity for `sagebridge deliver`;\n"
+    "# auto: run delivers them as it goes\n"
+    "deliver = manual\n"
     "# stderr or syslog\n"
     "log = stderr\n"
     "\n"
@@ -285,7 +289,8 @@ static int load_settings(spool *s, sbuf *err)
         setting_long(s, "poll_ms", 1000, 10, 3600000, &s->poll_ms, err) ||
         setting_choice(s, "watch", "inotify", "poll", &s->poll_mode, err) ||
         setting_choice(s, "done_marker", "no", "yes", &s->done_marker, err) ||
-        setting_choice(s, "on_record_error", "skip", "reject_file", &s->reject_file, err))
+        setting_choice(s, "on_record_error", "skip", "reject_file", &s->reject_file, err) ||
+        setting_choice(s, "deliver", "manual", "auto", &s->deliver_auto, err))
         return -1;
     const char *f = cfg_get_default(s->cfg, "spool", "formats", "both");
     s->formats = !strcmp(f, "csv")    ? SW_CSV
@@ -1835,6 +1840,7 @@ static void reload(spool *s)
         s->done_marker = trial.done_marker;
         s->reject_file = trial.reject_file;
         s->formats = trial.formats;
+        s->deliver_auto = trial.deliver_auto;
         log_event(LOG_LVL_INFO, NULL, s->cfg_path, "reloaded", NULL);
     } else {
         for (int i = 0; i < trial.nignore; i++)
@@ -1846,6 +1852,26 @@ static void reload(spool *s)
                   "error=%s kept=\"the running configuration\"", log_q(sbuf_str(&err)));
     }
     sbuf_free(&err);
+}
+
+/* auto_deliver - deliver = auto: what run produced for Clarity goes out at once */
+static void auto_deliver(spool *s)
+{
+    if (!s->deliver_auto)
+        return;
+    DIR *d = opendir(s->out_clarity);
+    struct dirent *e;
+    bool any = false;
+    while (d && !any && (e = readdir(d)) != NULL)
+        any = e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    if (!any)
+        return;
+    int rc = deliver_run(s, true);
+    if (rc != 0)
+        log_event(LOG_LVL_WARN, NULL, s->out_clarity, "auto-deliver",
+                  "status=%d action=\"batches wait in out/clarity for the next pass\"", rc);
 }
 
 static long now_ms(void)
@@ -1866,6 +1892,7 @@ int spool_run(spool *s, bool once)
         long deadline = now_ms() + s->settle_ms + 1000;
         while (scan(s, &immediate, &next) > 0 && now_ms() < deadline)
             usleep((useconds_t)(next > 0 && next < 200 ? next : 200) * 1000);
+        auto_deliver(s);
         log_event(LOG_LVL_INFO, NULL, NULL, "run-done", "batches=%llu",
                   (unsigned long long)s->processed);
         return s->worst;
@@ -1899,6 +1926,7 @@ int spool_run(spool *s, bool once)
         if (due || t - last_scan >= period) {
             int settling = scan(s, &immediate, &next);
             ns_clear(&immediate);
+            auto_deliver(s);
             last_scan = now_ms();
             due = false;
             if (!settling)
