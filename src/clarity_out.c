@@ -26,7 +26,20 @@ typedef struct {
     sbuf items;   /* "{…},{…}" */
     sbuf resolve; /* "\"ID:K\":{…},…" */
     int n;
+    sbuf group, head; /* grouped operations: the group value, the first record's body */
+    bool when;        /* every record of the group allowed the operation */
+    hset seen;        /* resolve entries already in this operation (as text) */
 } pending;
+
+/* add_resolve - a record's placeholders join the operation's, each once */
+static void add_resolve(pending *p, const tval *r)
+{
+    if (!r->n || !hset_add(&p->seen, hash_bytes(r->p, r->n)))
+        return;
+    if (p->resolve.len)
+        sbuf_addc(&p->resolve, ',');
+    sbuf_add(&p->resolve, r->p, r->n);
+}
 
 struct clarity_writer {
     const tpl_output_desc *o;
@@ -116,10 +129,44 @@ static int emit(clarity_writer *w, const tpl_op_desc *d, const char *body, size_
     return of_write(w->f, b->p, b->len);
 }
 
+/* flush_group - a grouped operation: the first record's members plus every record's line */
+static int flush_group(clarity_writer *w, int i)
+{
+    pending *p = &w->pend[i];
+    if (!p->n)
+        return 0;
+    const tpl_op_desc *d = &w->o->ops[i];
+    int rc = 0;
+    if (p->when) {
+        sbuf body = {0};
+        sbuf_add(&body, p->head.p, p->head.len > 0 ? p->head.len - 1 : 0); /* without '}' */
+        if (d->lines) {
+            if (p->head.len > 2)
+                sbuf_addc(&body, ',');
+            put_str(&body, d->lines, strlen(d->lines));
+            sbuf_adds(&body, ":[");
+            sbuf_add(&body, p->items.p, p->items.len);
+            sbuf_addc(&body, ']');
+        }
+        sbuf_addc(&body, '}');
+        rc = emit(w, d, body.p, body.len, p->resolve.p ? p->resolve.p : "", p->resolve.len);
+        sbuf_free(&body);
+    }
+    sbuf_reset(&p->items);
+    sbuf_reset(&p->resolve);
+    sbuf_reset(&p->head);
+    sbuf_reset(&p->group);
+    hset_free(&p->seen);
+    p->n = 0;
+    return rc;
+}
+
 /* flush_chunk - write a collecting operation with the items gathered so far */
 static int flush_chunk(clarity_writer *w, int i)
 {
     pending *p = &w->pend[i];
+    if (w->o->ops[i].grouped)
+        return flush_group(w, i);
     if (!p->n)
         return 0;
     const tpl_op_desc *d = &w->o->ops[i];
@@ -133,6 +180,7 @@ static int flush_chunk(clarity_writer *w, int i)
     sbuf_free(&body);
     sbuf_reset(&p->items);
     sbuf_reset(&p->resolve);
+    hset_free(&p->seen);
     p->n = 0;
     return rc;
 }
@@ -142,7 +190,23 @@ int cw_record(clarity_writer *w, const tpl_result *res, sbuf *err)
     for (int i = 0; i < w->o->nops; i++) {
         const tpl_op_desc *d = &w->o->ops[i];
         int rc = 0;
-        if (!d->collect) {
+        if (d->grouped) {
+            pending *p = &w->pend[i];
+            const tval *g = &res->op_group[i];
+            if (p->n && (p->group.len != g->n || memcmp(p->group.p, g->p, g->n) != 0))
+                rc = flush_group(w, i);
+            if (!p->n) {
+                sbuf_add(&p->group, g->p, g->n);
+                sbuf_add(&p->head, res->op_json[i].p, res->op_json[i].n);
+                p->when = true;
+            }
+            if (p->n)
+                sbuf_addc(&p->items, ',');
+            sbuf_add(&p->items, res->op_item[i].p, res->op_item[i].n);
+            add_resolve(p, &res->op_resolve[i]);
+            p->when = p->when && res->op_when[i];
+            p->n++;
+        } else if (!d->collect) {
             rc = emit(w, d, res->op_json[i].p, res->op_json[i].n, res->op_resolve[i].p,
                       res->op_resolve[i].n);
         } else {
@@ -150,11 +214,7 @@ int cw_record(clarity_writer *w, const tpl_result *res, sbuf *err)
             if (p->n)
                 sbuf_addc(&p->items, ',');
             sbuf_add(&p->items, res->op_json[i].p, res->op_json[i].n);
-            if (res->op_resolve[i].n) {
-                if (p->resolve.len)
-                    sbuf_addc(&p->resolve, ',');
-                sbuf_add(&p->resolve, res->op_resolve[i].p, res->op_resolve[i].n);
-            }
+            add_resolve(p, &res->op_resolve[i]);
             if (++p->n >= d->chunk)
                 rc = flush_chunk(w, i);
         }
@@ -208,6 +268,9 @@ void cw_abort(clarity_writer *w)
     for (int i = 0; i < w->o->nops; i++) {
         sbuf_free(&w->pend[i].items);
         sbuf_free(&w->pend[i].resolve);
+        sbuf_free(&w->pend[i].group);
+        sbuf_free(&w->pend[i].head);
+        hset_free(&w->pend[i].seen);
     }
     free(w->pend);
     sbuf_free(&w->line);

@@ -158,6 +158,8 @@ static long request(dctx *d, const char *method, const char *path, const char *b
     return status;
 }
 
+static void backoff(dctx *d, int attempt);
+
 /* login - identity session or oauth2 token; 0, or an exit status */
 static int login(dctx *d)
 {
@@ -176,7 +178,13 @@ static int login(dctx *d)
         yajl_gen_get_buf(g, &b, &l);
         char *body = strndup((const char *)b, l);
         yajl_gen_free(g);
-        st = request(d, "POST", "/auth/identity", body, NULL, NULL, &err);
+        for (int a = 0; a < d->max_attempts; a++) { /* transient answers are retried here too */
+            sbuf_reset(&err);
+            st = request(d, "POST", "/auth/identity", body, NULL, NULL, &err);
+            if (st != 0 && st != 408 && st != 429 && st < 500)
+                break;
+            backoff(d, a);
+        }
         free(body);
     } else if (d->auth == AUTH_OAUTH2) {
         char *id = curl_easy_escape(d->c, d->client_id, 0),

@@ -70,6 +70,7 @@ typedef enum {
     N_KEY_OF,
     /* conditions */
     C_NOT_EMPTY,
+    C_ZERO,
     C_POSITIVE,
     C_NON_NEGATIVE,
     C_WITHIN,
@@ -158,9 +159,13 @@ struct jnode {
 
 typedef struct {
     tpl_op_desc d;
-    char *op, *method, *path, *collect;
+    char *op, *method, *path, *collect, *lines;
     jnode **members;
     int n;
+    jnode **items; /* grouped: the members of one line */
+    int nitems;
+    int group_slot;
+    node *when; /* grouped: a condition every record of the group must meet */
 } opdef;
 
 struct template
@@ -482,6 +487,7 @@ static node *compile(template *t, xmlNodePtr x, int group)
         const char *zone = tz ? tz : "UTC";
         if (tzs)
             zone = setting_value(t, x, tzs);
+        bool named = tz || tzs; /* a <date> without a zone converts to UTC, whatever TZ is */
         if (!zone) {
             ok = -1;
         } else if (!tz_valid(zone)) {
@@ -489,15 +495,15 @@ static node *compile(template *t, xmlNodePtr x, int group)
                       "time zone \"%s\" is unknown: use a name from /usr/share/zoneinfo, "
                       "e.g. America/Chicago, or UTC",
                       zone);
-        } else if (t->set->tz && strcmp(t->set->tz, zone) != 0) {
+        } else if (named && t->set->tz && strcmp(t->set->tz, zone) != 0) {
             ok = lerr(t, x,
                       "time zone \"%s\" differs from \"%s\" used elsewhere: one time zone "
                       "per installation",
                       zone, t->set->tz);
-        } else if (!t->set->tz) {
+        } else if (named && !t->set->tz) {
             t->set->tz = xstrdup(zone);
         }
-        n->flag = zone && strcmp(zone, "UTC") != 0 && strcmp(zone, "Etc/UTC") != 0;
+        n->flag = named && zone && strcmp(zone, "UTC") != 0 && strcmp(zone, "Etc/UTC") != 0;
         free(tz);
         free(tzs);
         if (!ok)
@@ -617,6 +623,9 @@ static node *compile(template *t, xmlNodePtr x, int group)
             n->s = xstrdup("");
         n->i1 = attr_int(x, "width", 10);
         n->i2 = t->ncounters++;
+    } else if (is(x, "zero")) {
+        n->t = C_ZERO;
+        ok = compile_kids(t, n, x, group, 1);
     } else if (is(x, "not-empty") || is(x, "positive") || is(x, "non-negative") ||
                is(x, "unique")) {
         n->t = is(x, "not-empty")      ? C_NOT_EMPTY
@@ -711,6 +720,11 @@ static void tpl_free(template *t)
         for (int k = 0; k < o->n; k++)
             jnode_free(o->members[k]);
         free(o->members);
+        for (int k = 0; k < o->nitems; k++)
+            jnode_free(o->items[k]);
+        free(o->items);
+        free(o->lines);
+        node_free(o->when);
         free(o->op);
         free(o->method);
         free(o->path);
@@ -874,6 +888,8 @@ static void jnode_free(jnode *j)
 static int load_members(template *t, xmlNodePtr x, jnode ***kids, int *n)
 {
     for (xmlNodePtr c = first_el(x); c; c = next_el(c)) {
+        if (is(c, "lines") || is(c, "when"))
+            continue;
         jnode *j = xcalloc(1, sizeof *j);
         j->name = attr(c, "name");
         *kids = xrealloc(*kids, (size_t)(*n + 1) * sizeof **kids);
@@ -914,6 +930,13 @@ static int load_operation(template *t, xmlNodePtr x)
     o->path = attr(x, "path");
     o->collect = attr(x, "collect");
     o->d.chunk = attr_int(x, "chunk", 500);
+    o->group_slot = -1;
+    char *gb = attr(x, "group-by");
+    if (gb) {
+        o->group_slot = schema_slot(t->set->schema, REC_HEADER, gb);
+        o->d.grouped = true;
+        free(gb);
+    }
     char *cs = attr(x, "chunk-setting");
     if (cs) {
         const char *v = setting_value(t, x, cs);
@@ -928,6 +951,23 @@ static int load_operation(template *t, xmlNodePtr x)
     o->d.method = o->method;
     o->d.path = o->path;
     o->d.collect = o->collect;
+    for (xmlNodePtr c = first_el(x); c; c = next_el(c)) {
+        if (is(c, "lines")) {
+            o->lines = attr(c, "name");
+            o->d.lines = o->lines;
+            if (load_members(t, c, &o->items, &o->nitems) != 0)
+                return -1;
+        } else if (is(c, "when")) {
+            xmlNodePtr k = first_el(c);
+            o->when = k ? compile(t, k, -1) : NULL;
+            if (!o->when)
+                return -1;
+        } else if (is(c, "member") || is(c, "object")) {
+            /* handled by load_members below, which skips the rest */
+        }
+    }
+    if ((o->lines || o->when) && !o->d.grouped)
+        return lerr(t, x, "<lines> and <when> need group-by on the operation");
     return load_members(t, x, &o->members, &o->n);
 }
 
@@ -1829,6 +1869,17 @@ static int eval_cond(node *n, ectx *c)
             return -1;
         return v.n != 0;
     }
+    case C_ZERO: { /* a value that is there and is 0 (an empty one is not known to be 0) */
+        tval v;
+        decimal d;
+        if (eval(n->kids[0], c, &v) != 0)
+            return -1;
+        if (v.n == 0)
+            return 0;
+        if (eval_dec(n->kids[0], c, &d) != 0)
+            return -1;
+        return dec_sign(d) == 0;
+    }
     case C_POSITIVE:
     case C_NON_NEGATIVE: {
         tval v;
@@ -1916,6 +1967,9 @@ void tpl_result_init(tpl_result *res, const template *t)
     res->totals = xcalloc((size_t)t->ntotals + 1, sizeof *res->totals);
     res->op_json = xcalloc((size_t)t->nopdefs + 1, sizeof *res->op_json);
     res->op_resolve = xcalloc((size_t)t->nopdefs + 1, sizeof *res->op_resolve);
+    res->op_item = xcalloc((size_t)t->nopdefs + 1, sizeof *res->op_item);
+    res->op_group = xcalloc((size_t)t->nopdefs + 1, sizeof *res->op_group);
+    res->op_when = xcalloc((size_t)t->nopdefs + 1, sizeof *res->op_when);
 }
 
 void tpl_result_free(tpl_result *res)
@@ -1926,6 +1980,9 @@ void tpl_result_free(tpl_result *res)
     free(res->totals);
     free(res->op_json);
     free(res->op_resolve);
+    free(res->op_item);
+    free(res->op_group);
+    free(res->op_when);
     free(res->errors);
     free(res->warnings);
     memset(res, 0, sizeof *res);
@@ -2147,9 +2204,51 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
         res->nrows[ti] = nrows;
     }
     res->key_ref = t->key_ci >= 0 && res->nrows[0] ? res->rows[0][t->key_ci] : (tval){"", 0};
-    for (int i = 0; i < t->nopdefs; i++)
-        if (eval_operation(&c, &t->opdefs[i], &res->op_json[i], &res->op_resolve[i]) != 0)
-            return reject(&c, t->opdefs[i].op);
+    for (int i = 0; i < t->nopdefs; i++) {
+        opdef *o = &t->opdefs[i];
+        if (eval_operation(&c, o, &res->op_json[i], &res->op_resolve[i]) != 0)
+            return reject(&c, o->op);
+        res->op_item[i] = (tval){"", 0};
+        res->op_group[i] = (tval){"", 0};
+        res->op_when[i] = true;
+        if (!o->d.grouped)
+            continue;
+        size_t gl = 0;
+        const char *g = record_get(rec, REC_HEADER, 0, o->group_slot, &gl);
+        res->op_group[i] = g ? (tval){g, gl} : (tval){"", 0};
+        if (o->nitems) {
+            yajl_gen gi = yajl_gen_alloc(NULL);
+            sbuf rs = {0};
+            yajl_gen_map_open(gi);
+            int gr = gen_members(&c, gi, o->items, o->nitems, &rs);
+            yajl_gen_map_close(gi);
+            if (gr == 0) {
+                const unsigned char *b;
+                size_t l;
+                yajl_gen_get_buf(gi, &b, &l);
+                res->op_item[i] = mk(&c, (const char *)b, l);
+                if (rs.len) { /* the line's placeholders join the operation's */
+                    sbuf all = {0};
+                    sbuf_add(&all, res->op_resolve[i].p, res->op_resolve[i].n);
+                    if (all.len)
+                        sbuf_addc(&all, ',');
+                    sbuf_add(&all, rs.p, rs.len);
+                    res->op_resolve[i] = mk(&c, all.p, all.len);
+                    sbuf_free(&all);
+                }
+            }
+            yajl_gen_free(gi);
+            sbuf_free(&rs);
+            if (gr != 0)
+                return reject(&c, o->op);
+        }
+        if (o->when) {
+            int w = eval_cond(o->when, &c);
+            if (w < 0)
+                return reject(&c, o->op);
+            res->op_when[i] = w == 1;
+        }
+    }
     c.item = 0;
     res->currency = (tval){"", 0};
     if (t->currency) {

@@ -42,6 +42,8 @@ typedef struct {
     const char *op, *method, *path;
     const char *collect; /* records add items to this array of one operation, or NULL */
     int chunk;           /* with collect: items per operation */
+    bool grouped;        /* consecutive records with the same group value make one operation */
+    const char *lines;   /* grouped: the array their <lines> items go into */
 } tpl_op_desc;
 
 typedef struct {
@@ -69,6 +71,9 @@ typedef struct {
     tval *totals;     /* one value per tpl_output_desc.total_names */
     tval *op_json;    /* per operation: the body (or the collected item) as JSON text */
     tval *op_resolve; /* per operation: JSON object of placeholders to resolve, "" if none */
+    tval *op_item;    /* grouped operations: this record's <lines> item */
+    tval *op_group;   /* grouped operations: the group value */
+    bool *op_when;    /* grouped operations: this record allows the operation (<when>) */
 } tpl_result;
 
 typedef struct template template;
