@@ -452,7 +452,9 @@ static bool is_csv(const char *path, int fd)
     for (ssize_t i = 0; i < n; i++) {
         if (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n')
             continue;
-        return buf[i] != '[' && buf[i] != '{' && (unsigned char)buf[i] != 0xEF;
+        if ((unsigned char)buf[i] == 0xEF && i + 3 < n) /* a byte-order mark: look past it */
+            return buf[i + 3] != '[' && buf[i + 3] != '{';
+        return buf[i] != '[' && buf[i] != '{';
     }
     return false;
 }
@@ -479,10 +481,20 @@ static int csv_header(void *ctx, char **cols, int n)
     for (size_t i = 0; i < sizeof sage_kinds / sizeof *sage_kinds; i++)
         if (strncasecmp(base, sage_kinds[i], strlen(sage_kinds[i])) == 0)
             kind = sage_kinds[i];
-    if (j->o->template_name)
+    if (j->o->template_name) {
         j->t = tpl_find(s, j->o->template_name);
-    else
-        j->t = tpl_detect(s, NULL, 1, csv_has_column, j); /* the column set decides */
+        if (!j->t) {
+            fprintf(stderr, "sagebridge: %s: no template named \"%s\" (see templates/)\n", j->path,
+                    j->o->template_name);
+            j->status = 78;
+            return 1;
+        }
+    } else {
+        /* the name's kind first, then whatever the column set says */
+        j->t = kind ? tpl_detect(s, kind, 1, csv_has_column, j) : NULL;
+        if (!j->t && !kind)
+            j->t = tpl_detect(s, NULL, 1, csv_has_column, j);
+    }
     if (!j->t && kind) {
         /* named like a kind, but a required column is missing: say which */
         for (int i = 0; i < tpl_count(s); i++) {
