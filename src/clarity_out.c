@@ -7,9 +7,9 @@
  * Operations are written as records come; a collecting operation (the bulk
  * inventory update) gathers at most `chunk` items before it is written, so
  * memory is bounded by one chunk.  The idempotency key of operation N is the
- * first 32 hex digits of SHA-256("INPUT-SHA256:N"): the same input gives the
- * same keys, across retries and restarts, which is what lets the API refuse
- * to apply an operation twice.
+ * first 32 hex digits of SHA-256("INPUT-SHA256:N:METHOD PATH BODY"): the same
+ * batch keeps its keys across retries and restarts, which is what lets the API
+ * refuse to apply an operation twice, and a changed body is a new operation.
  *
  * DIAGNOSTICS
  *	-1 with "FILE: what failed" in err; cw_abort leaves no file behind.
@@ -104,10 +104,21 @@ static int emit(clarity_writer *w, const tpl_op_desc *d, const char *body, size_
 {
     w->seq++;
     char in[128], key[65];
-    int n = snprintf(in, sizeof in, "%s:%llu", w->sha, (unsigned long long)w->seq);
+    int n = snprintf(in, sizeof in, "%s:%llu:", w->sha, (unsigned long long)w->seq);
     unsigned char h[32];
     unsigned int hl = 0;
-    EVP_Digest(in, (size_t)n, h, &hl, EVP_sha256(), NULL);
+    /* the operation's content is part of its key: a replay through a changed template
+     * that gives a different body is a different operation to the API */
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    EVP_DigestUpdate(md, in, (size_t)n);
+    EVP_DigestUpdate(md, d->method, strlen(d->method));
+    EVP_DigestUpdate(md, " ", 1);
+    EVP_DigestUpdate(md, d->path, strlen(d->path));
+    EVP_DigestUpdate(md, " ", 1);
+    EVP_DigestUpdate(md, body, blen);
+    EVP_DigestFinal_ex(md, h, &hl);
+    EVP_MD_CTX_free(md);
     for (int i = 0; i < 16; i++)
         snprintf(key + 2 * i, 3, "%02x", h[i]);
     sbuf *b = &w->line;

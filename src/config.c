@@ -26,7 +26,8 @@ struct config {
     size_t n, cap;
     char *path;
     char *dir;
-    char *envbuf; /* last value read from a *_FILE */
+    char **envbuf; /* values read from *_FILE variables: kept for the config's life */
+    int nenv;
 };
 
 static int on_entry(void *user, const char *section, const char *name, const char *value)
@@ -85,6 +86,8 @@ void cfg_free(config *c)
     free(c->items);
     free(c->path);
     free(c->dir);
+    for (int i = 0; i < c->nenv; i++)
+        free(c->envbuf[i]);
     free(c->envbuf);
     free(c);
 }
@@ -115,11 +118,11 @@ const char *cfg_get(const config *c, const char *section, const char *key)
             char line[4096];
             if (fgets(line, sizeof line, f)) {
                 line[strcspn(line, "\r\n")] = '\0';
-                config *mc = (config *)c; /* cache: the value outlives this call */
-                free(mc->envbuf);
-                mc->envbuf = xstrdup(line);
+                config *mc = (config *)c; /* kept: every value handed out stays valid */
+                mc->envbuf = xrealloc(mc->envbuf, (size_t)(mc->nenv + 1) * sizeof *mc->envbuf);
+                mc->envbuf[mc->nenv] = xstrdup(line);
                 fclose(f);
-                return mc->envbuf;
+                return mc->envbuf[mc->nenv++];
             }
             fclose(f);
         }

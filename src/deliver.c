@@ -206,7 +206,9 @@ static int login(dctx *d)
             yajl_val e = yajl_tree_get(v, pe, yajl_t_number);
             if (t)
                 d->token = xstrdup(YAJL_GET_STRING(t));
-            long ttl = e && YAJL_IS_INTEGER(e) ? (long)YAJL_GET_INTEGER(e) : 300;
+            long ttl = e ? strtol(e->u.number.r, NULL, 10) : 300; /* "3600" or "3600.0" */
+            if (ttl <= 0)
+                ttl = 300;
             /* renewed a minute early (or at half life for short tokens) */
             d->token_expires = time(NULL) + (ttl > 120 ? ttl - 60 : ttl / 2);
             yajl_tree_free(v);
@@ -286,9 +288,18 @@ static int resolve_id(dctx *d, const char *key, const char *from, char **id, sbu
         sbuf_adds(&url, from);
     curl_free(esc);
     long st = 0;
+    bool relogged = false;
     for (int a = 0; a < d->max_attempts; a++) {
         sbuf_reset(&err);
         st = request(d, "GET", url.p, NULL, NULL, NULL, &err);
+        if ((st == 401 || st == 403) && !relogged && d->auth != AUTH_BASIC &&
+            d->auth != AUTH_NONE) {
+            relogged = true; /* a session or token that expired: log in once more */
+            if (login(d) != EX_OK)
+                break;
+            a--;
+            continue;
+        }
         if (st != 0 && st != 408 && st != 429 && st < 500)
             break;
         backoff(d, a);
@@ -301,6 +312,10 @@ static int resolve_id(dctx *d, const char *key, const char *from, char **id, sbu
         sbuf_printf(why, "cannot reach the API to resolve %s: %s", key, sbuf_str(&err));
         d->unreachable = 1;
         rc = -2;
+    } else if (st == 401 || st == 403 || d->auth_failed) {
+        sbuf_printf(why, "the API refused our credentials (HTTP %ld) while resolving %s", st, key);
+        d->auth_failed = 1;
+        rc = -3;
     } else if (st >= 200 && st < 300 && *b >= '0' && *b <= '9') {
         char *end;
         strtoll(b, &end, 10);
@@ -348,8 +363,7 @@ static int substitute(dctx *d, yajl_val resolve, sbuf *body, sbuf *why)
 }
 
 typedef struct {
-    FILE *responses; /* NAME.responses.ndjson, in work/ until the batch is done */
-    sbuf failed;     /* JSON objects of failed operations, joined by ",\n" */
+    sbuf failed; /* JSON objects of failed operations, joined by ",\n" */
     int nfailed, nsent, nskipped;
 } batch_out;
 
@@ -391,9 +405,15 @@ static int send_op(dctx *d, const char *batch, const char *line, batch_out *bo)
     int result = 0;
     long st = 0;
     int attempts = 0;
-    int sr = substitute(d, yajl_tree_get(op, pr, yajl_t_object), &body, &why);
+    int sr = 0;
+    if (d->auth == AUTH_OAUTH2 && time(NULL) >= d->token_expires && login(d) != EX_OK)
+        sr = d->auth_failed ? -3 : -2; /* renewed before the lookups as well as the send */
+    if (sr == 0)
+        sr = substitute(d, yajl_tree_get(op, pr, yajl_t_object), &body, &why);
     if (sr == -2) {
         result = 2;
+    } else if (sr == -3) {
+        result = 3;
     } else if (sr != 0) {
         result = 1;
     } else {
@@ -442,10 +462,12 @@ static int send_op(dctx *d, const char *batch, const char *line, batch_out *bo)
     const char *resp = sbuf_str(&d->resp);
     if (result == 0) {
         ledger_delivery_set(d->led, batch, seq, "done", st, resp, NULL, attempts);
-        fprintf(bo->responses, "{\"seq\":%lld,\"status\":%ld,\"response\":%s}\n", (long long)seq,
-                st, *resp ? resp : "null");
         bo->nsent++;
-    } else if (result == 1 || result == 3) {
+    } else if (result == 3) {
+        log_event(LOG_LVL_ERROR, batch, NULL, "credentials-refused",
+                  "seq=%lld advice=\"check [clarity] user/password or client_id/client_secret\"",
+                  (long long)seq);
+    } else if (result == 1) {
         ledger_delivery_set(d->led, batch, seq, "failed", st, resp, why.p, attempts);
         yajl_gen f = yajl_gen_alloc(NULL);
         yajl_gen_map_open(f);
@@ -511,6 +533,36 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* write_response - one line of NAME.responses.ndjson (the failed ones are in .error.json) */
+static int write_response(void *ctx, int64_t seq, const char *state, long status,
+                          const char *response)
+{
+    if (strcmp(state, "done") != 0)
+        return 0;
+    sbuf l = {0};
+    sbuf_printf(&l, "{\"seq\":%lld,\"state\":\"%s\",\"status\":%ld,\"response\":", (long long)seq,
+                state, status);
+    char eb[32];
+    yajl_val v = response && *response ? yajl_tree_parse(response, eb, sizeof eb) : NULL;
+    if (v) /* JSON answers as JSON; anything else as a string */
+        sbuf_adds(&l, response);
+    else {
+        yajl_gen g = yajl_gen_alloc(NULL);
+        yajl_gen_string(g, (const unsigned char *)(response ? response : ""),
+                        response ? strlen(response) : 0);
+        const unsigned char *b;
+        size_t bl;
+        yajl_gen_get_buf(g, &b, &bl);
+        sbuf_add(&l, b, bl);
+        yajl_gen_free(g);
+    }
+    yajl_tree_free(v);
+    sbuf_adds(&l, "}\n");
+    int rc = of_write(ctx, l.p, l.len);
+    sbuf_free(&l);
+    return rc;
+}
+
 /* deliver_batch - one CLARITY_*.json; 0 sent, 1 moved to error/, 2 waits, 3 auth */
 static int deliver_batch(dctx *d, const char *dir, const char *name)
 {
@@ -527,15 +579,12 @@ static int deliver_batch(dctx *d, const char *dir, const char *name)
     snprintf(batch, sizeof batch, "%.*s", (int)(strlen(us ? us + 1 : name) - 5),
              us ? us + 1 : name);
     const char *root = spool_path(d->s);
-    sbuf rp = {0};
-    sbuf_printf(&rp, "%s/work/.%s.responses.sbtmp", root, name);
     batch_out bo = {0};
-    bo.responses = fopen(rp.p, "a");
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
     int result = 0;
-    while (bo.responses && (n = getline(&line, &cap, f)) > 0) {
+    while ((n = getline(&line, &cap, f)) > 0) {
         if (strncmp(line, "{\"seq\":", 7) != 0)
             continue; /* the batch's own header and footer lines */
         /* one operation per line; the separating comma ends the line */
@@ -549,8 +598,6 @@ static int deliver_batch(dctx *d, const char *dir, const char *name)
     }
     free(line);
     fclose(f);
-    if (bo.responses)
-        fclose(bo.responses);
     sbuf err = {0};
     if (result == 0) {
         const char *to_dir = bo.nfailed ? "error" : "sent/clarity";
@@ -572,8 +619,13 @@ static int deliver_batch(dctx *d, const char *dir, const char *name)
             }
             sbuf_free(&en);
         }
-        sbuf_printf(&rn, "%s/%s.responses.ndjson", td.p, name);
-        rename(rp.p, rn.p);
+        /* every response, from the ledger: it also holds those of a run killed midway */
+        sbuf_printf(&rn, "%s.responses.ndjson", name);
+        ofile *rf = of_open(td.p, rn.p, &err);
+        if (rf) {
+            ledger_delivery_each(d->led, batch, write_response, rf);
+            of_commit(rf, &err);
+        }
         if (rename(path, to.p) == 0)
             fsync_dir(td.p, &err);
         log_event(bo.nfailed ? LOG_LVL_WARN : LOG_LVL_INFO, batch, name,
@@ -590,7 +642,6 @@ static int deliver_batch(dctx *d, const char *dir, const char *name)
             log_q(result == 3 ? "the API refused our credentials" : "the API is unreachable"));
     }
     sbuf_free(&bo.failed);
-    sbuf_free(&rp);
     sbuf_free(&err);
     free(path);
     return result;

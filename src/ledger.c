@@ -545,3 +545,18 @@ int ledger_delivery_set(ledger *l, const char *batch, int64_t seq, const char *s
     sqlite3_finalize(st);
     return rc;
 }
+
+int ledger_delivery_each(ledger *l, const char *batch, ledger_delivery_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = prep(l, "SELECT seq, state, http_status, response FROM deliveries WHERE "
+                               "batch_id = ? ORDER BY seq");
+    if (!st)
+        return -1;
+    bind_text(st, 1, batch);
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        rc = fn(ctx, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                (long)sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    return rc;
+}

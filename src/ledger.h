@@ -82,6 +82,10 @@ uint64_t ledger_next_seq(ledger *l, const char *name);
 char *ledger_delivery_state(ledger *l, const char *batch, int64_t seq);
 int ledger_delivery_set(ledger *l, const char *batch, int64_t seq, const char *state,
                         long http_status, const char *response, const char *reason, int attempts);
+typedef int (*ledger_delivery_fn)(void *ctx, int64_t seq, const char *state, long status,
+                                  const char *response);
+/* ledger_delivery_each - a batch's recorded operations, by seq */
+int ledger_delivery_each(ledger *l, const char *batch, ledger_delivery_fn fn, void *ctx);
 const char *ledger_meta(ledger *l, const char *k); /* valid until the next call */
 int ledger_set_meta(ledger *l, const char *k, const char *v);
 int64_t ledger_count(ledger *l, const char *table);

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # deliver.sh - Sage CSV exports -> Clarity API batches -> `sagebridge deliver` against the mock
 # Clarity API (tests/lib/mock_clarity.py), end to end (SPEC §6): batch format, final API state,
 # transient faults, kill -9 and resume, unreachable API, refused credentials, oauth2 token
@@ -5,7 +6,8 @@
 . "$TOP/tests/lib/testlib.sh"
 D=$TOP/tests/data/deliver
 MOCK=$TOP/tests/lib/mock_clarity.py
-CHK() { python3 "$D/check.py" "$@"; }
+PY=$(python3 -c "import sys; print(sys.executable)" 2>/dev/null); PY=${PY:-python3} # not the slow pyenv shim, for each check
+CHK() { "$PY" "$D/check.py" "$@"; }
 T=deliver
 PIDS=()
 mkdir -p logs secret saved
@@ -17,8 +19,14 @@ printf '%s\n' "$CS" >secret/cs
 printf '%s\n' 'wrong-Pa55-Hq3' >secret/wrong
 chmod 600 secret/*
 export SAGEBRIDGE_CLARITY_PASSWORD_FILE=$WORK/secret/pw
-export SAGEBRIDGE_CLARITY_CLIENT_SECRET_FILE=$WORK/secret/cs
 
+# PIDS: the processes this script started and that may still run (mock servers, the deliver
+# that gets killed); each leaves the list once waited for, so no stale id is ever signalled
+forget() {
+    local p keep=()
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do
@@ -30,10 +38,13 @@ cleanup() {
     done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-# sb ARGS... : run sagebridge (testlib's run), keeping every output for the secrets check
+# sb ARGS... : run sagebridge like testlib's run (status in $rc, output in $WORK/out, err), at
+# most 40 s, keeping every output for the secrets check
 sb() {
-    run "$@"
+    timeout -k 2 40 "$SB" "$@" >"$WORK/out" 2>"$WORK/err"
+    rc=$?
     NRUN=$((NRUN + 1))
     cp "$WORK/out" "logs/$NRUN.out"
     cp "$WORK/err" "logs/$NRUN.err"
@@ -41,14 +52,14 @@ sb() {
 
 # start_mock NAME ARGS... : a mock API; sets PORT and MOCK_PID
 start_mock() {
-    local name=$1 i
+    local name=$1
     shift
     PORT=
-    python3 "$MOCK" --port 0 --lifetime 120 --log "$WORK/logs/$name.mock.jsonl" "$@" \
+    "$PY" "$MOCK" --port 0 --lifetime 120 --log "$WORK/logs/$name.mock.jsonl" "$@" \
         >"$WORK/logs/$name.mock.out" 2>"$WORK/logs/$name.mock.err" &
     MOCK_PID=$!
     PIDS+=("$MOCK_PID")
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         PORT=$(awk '$1 == "PORT" { print $2; exit }' "$WORK/logs/$name.mock.out")
         [ -n "$PORT" ] && break
         sleep 0.05
@@ -58,6 +69,7 @@ start_mock() {
 stop_mock() {
     kill "$MOCK_PID" 2>/dev/null
     wait "$MOCK_PID" 2>/dev/null
+    forget "$MOCK_PID"
 }
 mctl() { # mctl PATH [JSON] : POST a control request to the mock on $PORT
     local body=${2:-'{}'}
@@ -67,13 +79,13 @@ mctl() { # mctl PATH [JSON] : POST a control request to the mock on $PORT
 # mcheck NAME EXPR [SHOW] : EXPR (Python over s = state, lg = log) holds on the mock at $PORT
 mcheck() {
     local why
-    if why=$(CHK state "$PORT" "$2" ${3:+"$3"} 2>&1); then pass "$T: $1"; else fail "$T: $1" "$why"; fi
+    if why=$(CHK state "$PORT" "$2" ${3:+"$3"} 2>&1); then pass "$T: $1"; else fail "$T: $1" "$(echo "$why" | tr '\n' ' ')"; fi
 }
 # pcheck NAME CHECK-ARGS... : a check.py assertion
 pcheck() {
     local name=$1 why
     shift
-    if why=$(CHK "$@" 2>&1); then pass "$T: $name"; else fail "$T: $name" "$why"; fi
+    if why=$(CHK "$@" 2>&1); then pass "$T: $name"; else fail "$T: $name" "$(echo "$why" | tr '\n' ' ')"; fi
 }
 
 # spool DIR FILE... : a fresh spool with the Sage files dropped (settled) into in/sage/
@@ -116,6 +128,14 @@ clarity() {
 batches() { ls "$1"/out/clarity/CLARITY_*.json 2>/dev/null; }
 nfiles() { find "$1" -type f 2>/dev/null | wc -l | tr -d ' '; }
 snapshot() { (cd "$1" && find in out sent error hold archive -type f 2>/dev/null | sort); }
+# unmoved NAME DIR BEFORE : the files of DIR's folders are still BEFORE (a snapshot)
+unmoved() {
+    local now
+    now=$(snapshot "$2")
+    if [ "$3" = "$now" ]; then pass "$T: $1"; else
+        fail "$T: $1" "changed: $(diff <(echo "$3") <(echo "$now") | grep '^[<>]' | tr '\n' ' ')"
+    fi
+}
 
 # ======================================================================================
 # 1. End to end: items, then inventory + order status + customers; the mock ends as the CSVs say
@@ -128,7 +148,7 @@ b_items=$(batches e2e)
 expect "$T: one batch CLARITY_<batch>.json in out/clarity" [ "$(echo "$b_items" | grep -c .)" = 1 ]
 pcheck "items batch is a well-formed batch of the input (batchId, createdAt, source.sha256 = sha256sum, operations)" \
     format "$b_items" "$D/items.csv"
-expect "$T: items batch: one product.upsert per row" [ "$(CHK ops "$b_items")" = 5 ]
+expect "$T: items batch: one product.upsert per row" [ "$(CHK ops "$b_items")" = 7 ]
 cp "$b_items" saved/items.json
 clarity e2e identity
 sb -c e2e/sagebridge.conf deliver --once
@@ -152,7 +172,7 @@ pcheck "inventory batch is well-formed, {ID:…} placeholders have resolve entri
 pcheck "so_status batch is well-formed" format "${b_so:-/dev/null}" "$D/so_status.csv"
 pcheck "customers batch is well-formed" format "${b_cu:-/dev/null}" "$D/customers.csv"
 expect "$T: INVENTORY_CHUNK=2 with 5 items gives 3 bulk operations" [ "$(CHK ops "${b_inv:-/dev/null}" 2>/dev/null)" = 3 ]
-python3 -c 'import json,sys; o=json.load(open(sys.argv[1]))["operations"]; sys.exit(0 if [len(x["body"]["InventoryToPush"]) for x in o]==[2,2,1] and all(x.get("resolve") for x in o) else 1)' "${b_inv:-/dev/null}" 2>/dev/null
+"$PY" -c 'import json,sys; o=json.load(open(sys.argv[1]))["operations"]; sys.exit(0 if [len(x["body"]["InventoryToPush"]) for x in o]==[2,2,1] and all(x.get("resolve") for x in o) else 1)' "${b_inv:-/dev/null}" 2>/dev/null
 expect "$T: inventory chunks hold 2+2+1 items, each with its resolve map" [ $? = 0 ]
 grep -q '{ID:' "${b_so:-/dev/null}"
 expect "$T: order update uses an {ID:…} placeholder resolved at delivery" [ $? = 0 ]
@@ -173,11 +193,11 @@ pcheck "every operation of the four batches applied exactly once" once "$PORT" -
 mcheck "inventory went through the bulk route with numeric ProductIDs (nothing skipped)" \
     's["operation_counts"].get("PUT /Providers/Inventory/BulkUpdateInventoryForProducts")==3 and not s["inventory_skipped"]' \
     '(s["operation_counts"], s["inventory_skipped"][:3])'
-mcheck "one identity login for the whole run" \
+mcheck "one identity login per deliver run, not one per operation" \
     'sum(1 for e in lg if e["path"].lower()=="/auth/identity")<=2' '[e["path"] for e in lg][:10]'
 sb -c e2e/sagebridge.conf deliver --once
 expect_rc "$T: a second deliver --once with nothing waiting exits 0" 0
-mcheck "a second deliver sends nothing again" 'all(v==1 for v in s["applied"].values()) and len(s["applied_ops"])==17' 'len(s["applied_ops"])'
+mcheck "a second deliver sends nothing again" 'all(v==1 for v in s["applied"].values()) and len(s["applied_ops"])==15' 'len(s["applied_ops"])'
 stop_mock
 
 # --- the same input converted twice: same idempotency keys
@@ -203,14 +223,14 @@ fault_case() {
     FB=$(batches "$name")
     cp "$FB" "saved/$name.json"
     clarity "$name" identity "$@"
-    local t0=$SECONDS
+    local t0=${EPOCHREALTIME/./}
     sb -c "$name/sagebridge.conf" deliver --once
-    ELAPSED=$((SECONDS - t0))
+    ELAPSED_MS=$(((${EPOCHREALTIME/./} - t0) / 1000))
     expect_rc "$T: fault $name: delivered (exit 0)" 0
     expect "$T: fault $name: batch in sent/clarity, not left in out/ or error/" \
         [ -f "$name/sent/clarity/$(basename "$FB")" -a -z "$(batches "$name")" -a "$(nfiles "$name/error")" = 0 ]
     pcheck "fault $name: each operation applied exactly once" once "$PORT" - "saved/$name.json"
-    pcheck "fault $name: the mock holds the 5 products" state "$PORT" 'len(s["products"])==5' 'list(s["products"])'
+    pcheck "fault $name: the mock holds the 7 products" state "$PORT" 'len(s["products"])==7' 'list(s["products"])'
 }
 fault_case f500 '[{"match":{},"times":3,"action":"status:500"}]'
 stop_mock
@@ -218,18 +238,18 @@ fault_case f503 '[{"match":{"method":"POST","path_prefix":"/Products"},"times":2
 stop_mock
 fault_case f429 '[{"match":{"method":"POST","path_prefix":"/Products"},"times":1,"action":"status:429:retry-after=1"}]'
 mcheck "fault f429: the 429 was answered and the request retried" \
-    'sum(1 for e in lg if e["status"]==429)==1 and sum(1 for e in lg if e["method"]=="POST" and e["path"].startswith("/Products"))==6'
-expect "$T: fault f429: Retry-After: 1 was honoured (delivery took >= 1 s)" [ "$ELAPSED" -ge 1 ]
+    'sum(1 for e in lg if e["status"]==429)==1 and sum(1 for e in lg if e["method"]=="POST" and e["path"].startswith("/Products"))==8'
+expect "$T: fault f429: Retry-After: 1 was honoured (delivery took >= 1 s, took ${ELAPSED_MS} ms)" [ "$ELAPSED_MS" -ge 1000 ]
 stop_mock
 fault_case fdelay '[{"match":{"method":"POST","path_prefix":"/Products"},"times":1,"action":"delay:2.5"}]' timeout_s=1
 sleep 2 # the delayed request completes on the mock side (too late): must not apply twice
 pcheck "fault fdelay: after the slow request finally completed, still applied once" once "$PORT" - saved/fdelay.json
 stop_mock
-fault_case fdrop '[{"match":{"method":"POST"},"times":2,"action":"drop"}]'
+fault_case fdrop '[{"match":{"method":"POST","path_prefix":"/Products"},"times":2,"action":"drop"}]'
 stop_mock
 fault_case fdropafter '[{"match":{"method":"POST","path_prefix":"/Products"},"times":2,"action":"drop_after"}]'
 mcheck "fault fdropafter: the retried request was replayed, not re-applied" \
-    'sum(1 for e in lg if e.get("replayed"))>=1 and s["operation_counts"].get("POST /Products/Product/Upsert")==5' \
+    'sum(1 for e in lg if e.get("replayed"))>=1 and s["operation_counts"].get("POST /Products/Product/Upsert")==7' \
     '(s["operation_counts"], [e.get("replayed") for e in lg])'
 stop_mock
 
@@ -290,14 +310,14 @@ expect "$T: error.json carries the API's response body" [ $? = 0 ]
 pcheck "ActionSucceeded false: the others applied once, the refused one not at all (not retried into success)" \
     once "$PORT" 3 saved/ffalse.json
 mcheck "ActionSucceeded false: the refused operation was sent once (permanent, no retry)" \
-    'sum(1 for e in lg if e["method"]=="POST" and e["path"].startswith("/Products"))==5'
+    'sum(1 for e in lg if e["method"]=="POST" and e["path"].startswith("/Products"))==7'
 er=$(ls ffalse/error/"$name"*responses.ndjson ffalse/error/"${name%.json}"*responses.ndjson 2>/dev/null | head -1)
 pcheck "error/ keeps every other operation's result (responses.ndjson without seq 3)" responses "${er:-/dev/null}" saved/ffalse.json 3
 stop_mock
 
 # ======================================================================================
 # 3. kill -9 mid-delivery, then resume: every operation applied exactly once
-python3 - "$WORK/items-200.csv" <<'PY'
+"$PY" - "$WORK/items-200.csv" <<'PY'
 import sys
 with open(sys.argv[1], "w", newline="") as f:
     f.write("ItemID,ShortDesc,Status,StdPrice\r\n")
@@ -315,14 +335,14 @@ mctl faults '[{"match":{"method":"POST","path_prefix":"/Products"},"times":-1,"a
 "$SB" -c kill/sagebridge.conf deliver --once >logs/kill1.out 2>logs/kill1.err &
 DPID=$!
 PIDS+=("$DPID")
-for i in $(seq 150); do # up to 15 s for about 40 operations to land
-    n=$(curl -s -m 2 "http://127.0.0.1:$PORT/__mock/state" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["applied"]))' 2>/dev/null)
+for _ in $(seq 150); do # up to 15 s for about 40 operations to land
+    n=$(curl -s -m 2 "http://127.0.0.1:$PORT/__mock/state" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["applied"]))' 2>/dev/null)
     [ "${n:-0}" -ge 40 ] && break
     kill -0 "$DPID" 2>/dev/null || break
     sleep 0.1
 done
-kill -9 "$DPID" 2>/dev/null
-wait "$DPID" 2>/dev/null
+{ kill -9 "$DPID"; wait "$DPID"; } 2>/dev/null
+forget "$DPID"
 mcheck "kill -9 landed mid-way (some but not all of 200 applied)" '0 < len(s["applied"]) < 200' 'len(s["applied"])'
 expect "$T: after kill -9 the batch is still in out/clarity" [ -f "$b" -a ! -e "kill/sent/clarity/$name" ]
 mctl faults '[]'
@@ -334,8 +354,8 @@ mcheck "kill -9 + resume: the mock counted 200 product upserts, 200 products" \
     's["operation_counts"].get("POST /Products/Product/Upsert")==200 and len(s["products"])==200' \
     '(s["operation_counts"], len(s["products"]))'
 mcheck "kill -9 + resume: operations confirmed before the kill were not sent again" \
-    'len([e for e in lg if e["method"]=="POST"]) <= 200 + 1 + sum(1 for e in lg if e.get("replayed"))' \
-    '(len([e for e in lg if e["method"]=="POST"]), sum(1 for e in lg if e.get("replayed")))'
+    'len([e for e in lg if e["method"]=="POST" and e["path"].startswith("/Products")]) <= 200 + sum(1 for e in lg if e.get("replayed"))' \
+    '(len([e for e in lg if e["method"]=="POST" and e["path"].startswith("/Products")]), sum(1 for e in lg if e.get("replayed")))'
 kr=$(ls kill/sent/clarity/"$name"*responses.ndjson kill/sent/clarity/"${name%.json}"*responses.ndjson 2>/dev/null | head -1)
 pcheck "kill -9 + resume: responses.ndjson still has one line per operation" responses "${kr:-/dev/null}" saved/kill.json
 stop_mock
@@ -355,7 +375,7 @@ for auth in identity basic; do
     sb -c "un$auth/sagebridge.conf" deliver --once
     expect_rc "$T: unreachable API ($auth): exit 75" 75
     expect "$T: unreachable API ($auth): batch stays in out/clarity" [ -n "$b" -a -f "$b" ]
-    expect "$T: unreachable API ($auth): nothing else moved (in/ out/ sent/ error/ archive/)" [ "$before" = "$(snapshot "un$auth")" ]
+    unmoved "unreachable API ($auth): nothing else moved (in/ out/ sent/ error/ archive/)" "un$auth" "$before"
     expect "$T: unreachable API ($auth): gives up quickly (< 20 s)" [ $((SECONDS - t0)) -lt 20 ]
 done
 
@@ -372,7 +392,7 @@ for auth in identity basic; do
     expect_err "$T: wrong password ($auth): the message says the credentials were refused" '[Pp]assword|[Cc]redential|refused|401'
     mcheck "wrong password ($auth): no retry storm (at most 2 requests)" 'len(lg)<=2' '[(e["method"], e["path"], e["status"]) for e in lg][:8]'
     mcheck "wrong password ($auth): nothing applied" 'not s["applied_ops"]'
-    expect "$T: wrong password ($auth): batches wait in out/clarity, nothing moved to error/" [ "$before" = "$(snapshot "pw$auth")" ]
+    unmoved "wrong password ($auth): batches wait in out/clarity, nothing moved to error/" "pw$auth" "$before"
     stop_mock
 done
 # basic auth, an order status batch: the first request is the {ID} lookup that needs auth
@@ -385,7 +405,20 @@ clarity pwso basic
 SAGEBRIDGE_CLARITY_PASSWORD_FILE=$WORK/secret/wrong sb -c pwso/sagebridge.conf deliver --once
 expect_rc "$T: wrong password (basic, order status batch): exit 78" 78
 mcheck "wrong password (basic, order status batch): no retry storm (at most 2 requests)" 'len(lg)<=2' '[(e["method"], e["path"], e["status"]) for e in lg][:8]'
-expect "$T: wrong password (basic, order status batch): batch waits, not in error/" [ "$before" = "$(snapshot pwso)" ]
+unmoved "wrong password (basic, order status batch): batch waits, not in error/" pwso "$before"
+stop_mock
+
+# both secrets given as files (a shared unit file may set both): identity login still works
+start_mock both --auth identity --user api --password "$PW"
+spool both "$D/items.csv"
+sb -c both/sagebridge.conf run --once
+cp "$(batches both)" saved/both.json
+clarity both identity
+SAGEBRIDGE_CLARITY_CLIENT_SECRET_FILE=$WORK/secret/cs sb -c both/sagebridge.conf deliver --once
+expect_rc "$T: PASSWORD_FILE and CLIENT_SECRET_FILE both set: identity delivery works (exit 0)" 0
+mcheck "PASSWORD_FILE and CLIENT_SECRET_FILE both set: the login was accepted" \
+    'any(e["path"]=="/auth/identity" and e["status"]==200 for e in lg) and len(s["applied"])==7' \
+    '[(e["path"], e["status"], e["headers"].get("Content-Length")) for e in lg][:3]'
 stop_mock
 
 # ======================================================================================
@@ -400,7 +433,8 @@ sb -c oauth/sagebridge.conf run --once
 for b in $(batches oauth); do cp "$b" "saved/oauth-$(basename "$b")"; done
 clarity oauth oauth2
 mctl faults '[{"match":{"method":"POST","path_prefix":"/Products"},"times":1,"action":"delay:2.5"},{"match":{"method":"PUT","path_prefix":"/Ordering"},"times":1,"action":"delay:2.5"}]'
-sb -c oauth/sagebridge.conf deliver --once
+SAGEBRIDGE_CLARITY_PASSWORD_FILE='' SAGEBRIDGE_CLARITY_CLIENT_SECRET_FILE=$WORK/secret/cs \
+    sb -c oauth/sagebridge.conf deliver --once
 expect_rc "$T: oauth2 token expiring mid-batch: delivered (exit 0)" 0
 expect "$T: oauth2: both batches in sent/clarity, none in error/" [ -z "$(batches oauth)" -a "$(nfiles oauth/error)" = 0 ]
 mcheck "oauth2: the token was refreshed (more than one token request)" \
@@ -410,6 +444,21 @@ pcheck "oauth2: every operation applied exactly once" once "$PORT" - saved/oauth
 mcheck "oauth2: order statuses Processing / Void / Completed" \
     '[s["orders"][k]["StatusName"] for k in ("WEB-5001","WEB-5002","WEB-5003")]==["Processing","Void","Completed"]' \
     '[s["orders"][k]["StatusName"] for k in ("WEB-5001","WEB-5002","WEB-5003")]'
+stop_mock
+
+# the token expires between two orders, right before an {ID} lookup (GET …/Exists/Key needs auth)
+start_mock oauth2 --auth oauth2 --client-id sb-client --client-secret "$CS" --token-ttl 2
+mctl seed "$(cat "$D/orders-seed.json")"
+spool oauth2 "$D/so_status.csv"
+sb -c oauth2/sagebridge.conf run --once
+cp "$(batches oauth2)" saved/oauth2.json
+clarity oauth2 oauth2
+mctl faults '[{"match":{"method":"PUT","path_prefix":"/Ordering"},"times":1,"action":"delay:1.2"},{"match":{"method":"GET","path_prefix":"/Ordering/SalesOrder/Exists/Key/WEB-5002"},"times":1,"action":"delay:1.2"}]'
+SAGEBRIDGE_CLARITY_PASSWORD_FILE='' SAGEBRIDGE_CLARITY_CLIENT_SECRET_FILE=$WORK/secret/cs \
+    sb -c oauth2/sagebridge.conf deliver --once
+expect_rc "$T: oauth2 token expiring before an ID lookup: delivered (exit 0)" 0
+expect "$T: oauth2 token expiring before an ID lookup: batch in sent/clarity, none in error/" [ -z "$(batches oauth2)" -a "$(nfiles oauth2/error)" = 0 ]
+pcheck "oauth2 token expiring before an ID lookup: every order update applied once" once "$PORT" - saved/oauth2.json
 stop_mock
 
 # ======================================================================================
@@ -431,14 +480,26 @@ expect "$T: unknown key: deliver exits non-zero (not 75)" [ "$rc" != 0 -a "$rc" 
 expect "$T: unknown key: batch moved to error/" [ -f "unk/error/$name" -a ! -e "$b" ]
 ef=$(ls unk/error/"$name"*error.json unk/error/"${name%.json}"*error.json 2>/dev/null | head -1)
 pcheck "unknown key: error.json names the operation and a reason naming NOPE-404" errorfile "${ef:-/dev/null}" saved/unk.json 2 NOPE-404
-python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); t=json.dumps(e); sys.exit(0 if "SKU-100" not in json.dumps(e.get("failed", e)) else 1)' "${ef:-/dev/null}" 2>/dev/null
+"$PY" -c 'import json,sys; e=json.load(open(sys.argv[1])); t=json.dumps(e); sys.exit(0 if "SKU-100" not in json.dumps(e.get("failed", e)) else 1)' "${ef:-/dev/null}" 2>/dev/null
 expect "$T: unknown key: only the failed operation is listed as failed" [ $? = 0 ]
 pcheck "unknown key: the other two operations applied once, the unknown one not sent" once "$PORT" 2 saved/unk.json
 mcheck "unknown key: the known items' stock was updated" \
-    's["products"]["SKU-100"].get("StockQuantity")==41 and s["products"]["SKU-102"].get("StockQuantity")==16' \
-    '{k: s["products"][k].get("StockQuantity") for k in ("SKU-100","SKU-102")}'
+    's["products"]["SKU-100"].get("StockQuantity")==41 and s["products"]["SKU-105"].get("StockQuantity")==16' \
+    '{k: s["products"][k].get("StockQuantity") for k in ("SKU-100","SKU-105")}'
 mcheck "unknown key: the lookup was not retried as if transient" \
     'sum(1 for e in lg if "NOPE-404" in e["path"])<=2' 'sum(1 for e in lg if "NOPE-404" in e["path"])'
+# an inactive product (Sage Status 2): CEF's Exists/Key does not find inactive products, so
+# its stock operation fails for good naming the key (a known limitation, in the issue notes);
+# the other items' stock is still updated
+drop unk "$D/inventory-inactive.csv"
+SAGEBRIDGE_CLARITY_INVENTORY_CHUNK=1 sb -c unk/sagebridge.conf run --once
+b=$(batches unk)
+sb -c unk/sagebridge.conf deliver --once
+expect_rc "$T: inventory for an inactive product: that operation fails (exit 65)" 65
+expect_err "$T: inventory for an inactive product: the reason names the key" "SKU-102"
+mcheck "inventory for an inactive product: the active item's stock is updated" \
+    's["products"]["SKU-100"].get("StockQuantity")==42' \
+    '{k: s["products"][k].get("StockQuantity") for k in ("SKU-100","SKU-102")}'
 stop_mock
 
 # ======================================================================================
@@ -448,7 +509,7 @@ expect_rc "$T: status --json runs" 0
 sb --help
 sb -c e2e/sagebridge.conf --help
 leaks=""
-for dir in e2e f500 f503 f429 fdelay fdrop fdropafter fget fwait ffalse kill unidentity unbasic pwidentity pwbasic pwso oauth unk conv1 conv2; do
+for dir in e2e f500 f503 f429 fdelay fdrop fdropafter fget fwait ffalse kill unidentity unbasic pwidentity pwbasic pwso both oauth oauth2 unk conv1 conv2; do
     [ -d "$dir" ] || continue
     for s in "$PW" "$CS"; do
         l=$(grep -r -a -l -F -- "$s" "$dir" 2>/dev/null)
