@@ -490,10 +490,8 @@ static int csv_header(void *ctx, char **cols, int n)
             return 1;
         }
     } else {
-        /* the name's kind first, then whatever the column set says */
-        j->t = kind ? tpl_detect(s, kind, 1, csv_has_column, j) : NULL;
-        if (!j->t && !kind)
-            j->t = tpl_detect(s, NULL, 1, csv_has_column, j);
+        /* the header's column set decides (SPEC §6); the name only explains a miss */
+        j->t = tpl_detect(s, NULL, 1, csv_has_column, j);
     }
     if (!j->t && kind) {
         /* named like a kind, but a required column is missing: say which */
