@@ -503,6 +503,29 @@ mcheck "inventory for an inactive product: the active item's stock is updated" \
 stop_mock
 
 # ======================================================================================
+# 7b. Shipments: one Shipment per ShipTranID with its lines and tracking number; the order
+# is set Shipped only when nothing is left to ship (QtyOpenToShip 0 on every row)
+start_mock shp --auth identity --user api --password "$PW"
+mctl seed "$(cat "$D/orders-seed.json")"
+spool shp "$D/shipments.csv"
+sb -c shp/sagebridge.conf run --once
+expect_rc "$T: shipments: run --once converts the export" 0
+b_sh=$(batches shp)
+clarity shp identity
+sb -c shp/sagebridge.conf deliver --once
+expect_rc "$T: shipments: delivered (exit 0)" 0
+mcheck "shipments: SHP-1 holds its two lines and its tracking number" \
+    'any(x.get("CustomKey")=="SHP-1" and x.get("TrackingNumber")=="1Z111" and len(x.get("ShipmentLines",[]))==2 for x in (s["shipments"].values() if isinstance(s["shipments"],dict) else s["shipments"]))' \
+    's["shipments"]'
+mcheck "shipments: the partial SHP-2 is there too" \
+    'any(x.get("CustomKey")=="SHP-2" for x in (s["shipments"].values() if isinstance(s["shipments"],dict) else s["shipments"]))' \
+    's["shipments"]'
+mcheck "shipments: WEB-5001 (all shipped) is Shipped, WEB-5002 (partial) keeps its status" \
+    '[o.get("StatusName") for o in (s["orders"].values() if isinstance(s["orders"],dict) else s["orders"]) if o.get("CustomKey") in ("WEB-5001","WEB-5002")]==["Shipped","Pending"]' \
+    '[(o.get("CustomKey"),o.get("StatusName")) for o in (s["orders"].values() if isinstance(s["orders"],dict) else s["orders"])]'
+stop_mock
+
+# ======================================================================================
 # 8. Secrets: the password / client secret in no file of any spool, archive, or output
 sb -c e2e/sagebridge.conf status --json
 expect_rc "$T: status --json runs" 0
