@@ -4,7 +4,8 @@
  *   rss_exec REPORT CMD [ARG...]
  *
  * Writes "WALL_SECONDS MAXRSS_KIB EXIT_STATUS" to REPORT once CMD has ended; exits 0 when it
- * could run CMD (whatever CMD's status), 127 when not.
+ * could run CMD (whatever CMD's status), 127 when not.  SIGTERM, SIGINT and SIGHUP are passed
+ * on to CMD (bench/latency.py stops a watching `sagebridge run` through this launcher).
  *
  * Why not Python's resource module directly: Linux keeps a process's peak RSS across fork and
  * exec (the parent's memory at fork time counts), so any command spawned from Python reports
@@ -12,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -20,6 +22,14 @@
 #include <time.h>
 #include <unistd.h>
 
+static volatile pid_t child;
+
+static void pass_on(int sig)
+{
+    if (child > 0)
+        kill(child, sig);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -27,6 +37,13 @@ int main(int argc, char **argv)
         return 127;
     }
     struct timespec t0, t1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = pass_on;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pid_t pid = fork();
     if (pid < 0) {
@@ -34,10 +51,14 @@ int main(int argc, char **argv)
         return 127;
     }
     if (pid == 0) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         execvp(argv[2], argv + 2);
         fprintf(stderr, "rss_exec: %s: %s\n", argv[2], strerror(errno));
         _exit(127);
     }
+    child = pid;
     int status;
     struct rusage ru;
     while (wait4(pid, &status, 0, &ru) < 0)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 typedef struct {
     sbuf items;   /* "{…},{…}" */
@@ -31,14 +32,42 @@ typedef struct {
     hset seen;        /* resolve entries already in this operation (as text) */
 } pending;
 
-/* add_resolve - a record's placeholders join the operation's, each once */
+/* add_resolve - a record's placeholders join the operation's, each key once */
 static void add_resolve(pending *p, const tval *r)
 {
-    if (!r->n || !hset_add(&p->seen, hash_bytes(r->p, r->n)))
+    if (!r->n)
         return;
-    if (p->resolve.len)
-        sbuf_addc(&p->resolve, ',');
-    sbuf_add(&p->resolve, r->p, r->n);
+    sbuf obj = {0};
+    sbuf_addc(&obj, '{');
+    sbuf_add(&obj, r->p, r->n);
+    sbuf_addc(&obj, '}');
+    char eb[64];
+    yajl_val v = yajl_tree_parse(obj.p, eb, sizeof eb);
+    for (size_t i = 0; v && YAJL_IS_OBJECT(v) && i < v->u.object.len; i++) {
+        const char *k = v->u.object.keys[i];
+        if (!hset_add(&p->seen, hash_bytes(k, strlen(k))))
+            continue;
+        const char *pf[] = {"from", NULL};
+        yajl_val f = yajl_tree_get(v->u.object.values[i], pf, yajl_t_string);
+        yajl_gen g = yajl_gen_alloc(NULL);
+        yajl_gen_map_open(g);
+        yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+        yajl_gen_map_open(g);
+        yajl_gen_string(g, (const unsigned char *)"from", 4);
+        const char *fs = f ? f->u.string : "";
+        yajl_gen_string(g, (const unsigned char *)fs, strlen(fs));
+        yajl_gen_map_close(g);
+        yajl_gen_map_close(g);
+        const unsigned char *b;
+        size_t l;
+        yajl_gen_get_buf(g, &b, &l);
+        if (p->resolve.len)
+            sbuf_addc(&p->resolve, ',');
+        sbuf_add(&p->resolve, b + 1, l - 2); /* the member without the braces */
+        yajl_gen_free(g);
+    }
+    yajl_tree_free(v);
+    sbuf_free(&obj);
 }
 
 struct clarity_writer {

@@ -145,7 +145,7 @@ typedef struct {
     lookup_table *lk;
 } named_lookup;
 
-enum { J_MEMBER, J_OBJECT };
+enum { J_MEMBER, J_OBJECT, J_LIST };
 enum { JT_STRING, JT_NUMBER, JT_BOOL, JT_ID };
 
 typedef struct jnode jnode;
@@ -894,10 +894,15 @@ static int load_members(template *t, xmlNodePtr x, jnode ***kids, int *n)
         j->name = attr(c, "name");
         *kids = xrealloc(*kids, (size_t)(*n + 1) * sizeof **kids);
         (*kids)[(*n)++] = j;
-        if (is(c, "object")) {
-            j->kind = J_OBJECT;
+        if (is(c, "object") || is(c, "list")) {
+            j->kind = is(c, "object") ? J_OBJECT : J_LIST;
             if (load_members(t, c, &j->kids, &j->nkids) != 0)
                 return -1;
+            if (j->kind == J_LIST && (!j->nkids || j->kids[0]->kind != J_MEMBER))
+                return lerr(t, c,
+                            "<list name=\"%s\"> starts with the <member> that decides "
+                            "whether it is written",
+                            j->name);
             continue;
         }
         j->kind = J_MEMBER;
@@ -2068,6 +2073,23 @@ static int gen_members(ectx *c, yajl_gen g, jnode **kids, int n, sbuf *resolve)
             if (gen_members(c, g, j->kids, j->nkids, resolve) != 0)
                 return -1;
             yajl_gen_map_close(g);
+            continue;
+        }
+        if (j->kind == J_LIST) {
+            /* an array of one object, written only when its first member has a value */
+            tval first;
+            c->field[0] = '\0';
+            if (eval(j->kids[0]->expr, c, &first) != 0)
+                return -1;
+            if (!first.n)
+                continue;
+            yajl_gen_string(g, (const unsigned char *)j->name, strlen(j->name));
+            yajl_gen_array_open(g);
+            yajl_gen_map_open(g);
+            if (gen_members(c, g, j->kids, j->nkids, resolve) != 0)
+                return -1;
+            yajl_gen_map_close(g);
+            yajl_gen_array_close(g);
             continue;
         }
         tval v;

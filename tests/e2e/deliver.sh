@@ -525,6 +525,23 @@ mcheck "shipments: WEB-5001 (all shipped) is Shipped, WEB-5002 (partial) keeps i
     '[(o.get("CustomKey"),o.get("StatusName")) for o in (s["orders"].values() if isinstance(s["orders"],dict) else s["orders"])]'
 stop_mock
 
+# 7c. Per-location stock: a Sage warehouse listed in lookups/inventory-locations.csv updates
+# that Clarity location (RelevantLocations, location ID resolved by key); others the product
+start_mock loc --auth identity --user api --password "$PW"
+mctl seed '{"products":[{"CustomKey":"SKU-100","Name":"Widget"}],"locations":[{"CustomKey":"LOC-WEST","Name":"West"}]}'
+cp -r "$TOP/templates" loc-templates
+printf 'from,to\nWEST,LOC-WEST\n' >loc-templates/lookups/inventory-locations.csv
+spool loc "$D/inventory-locations.csv"
+SAGEBRIDGE_PATHS_TEMPLATES=$PWD/loc-templates sb -c loc/sagebridge.conf run --once
+expect_rc "$T: locations: run --once converts the export" 0
+clarity loc identity
+SAGEBRIDGE_PATHS_TEMPLATES=$PWD/loc-templates sb -c loc/sagebridge.conf deliver --once
+expect_rc "$T: locations: delivered (exit 0)" 0
+mcheck "locations: MAIN sets the product's stock, WEST the LOC-WEST location's" \
+    's["inventory"]["SKU-100"]["QuantityPresent"]==40 and s["inventory"]["SKU-100"]["Locations"]["LOC-WEST"]["Quantity"]==5' \
+    's["inventory"]'
+stop_mock
+
 # ======================================================================================
 # 8. Secrets: the password / client secret in no file of any spool, archive, or output
 sb -c e2e/sagebridge.conf status --json
