@@ -13,7 +13,7 @@
     measure.py meta RECORDS ID KEY=VALUE...
         a metadata record (numbers are stored as numbers).
 
-Each call appends one JSON line to RECORDS and prints it.  Exit status: 0 when CMD exited 0
+Each call appends one JSON line to RECORDS (and says what it measured on stderr).  Exit status: 0 when CMD exited 0
 (for strace: when strace and CMD exited 0), else 1.  Nothing here decides PASS/FAIL.
 """
 import json
@@ -27,10 +27,17 @@ FSYNC_FAMILY = ["fsync", "fdatasync", "sync_file_range", "syncfs", "sync"]
 
 
 def append(records, rec):
+    """add rec to RECORDS; a one-line summary on stderr (progress), none for meta"""
     line = json.dumps(rec, sort_keys=True)
     with open(records, "a", encoding="utf-8") as f:
         f.write(line + "\n")
-    print(line)
+    if rec["kind"] == "run":
+        extra = " " + json.dumps(rec["extra"], sort_keys=True) if rec.get("extra") else ""
+        sys.stderr.write("        %.3f s, peak RSS %.1f MB, exit %d%s\n"
+                         % (rec["wall"], rec["rss_kb"] * 1024 / 1e6, rec["rc"], extra))
+    elif rec["kind"] == "strace":
+        sys.stderr.write("        %d fsync-family calls %s, exit %d\n"
+                         % (rec["fsync"], json.dumps(rec["calls"], sort_keys=True), rec["rc"]))
 
 
 def parse_opts(argv):

@@ -24,6 +24,7 @@
 
 #include <openssl/evp.h>
 
+#include "digest.h"
 #include "publish.h"
 
 /* mkdirs - create every missing folder of path, mode 0750 */
@@ -167,12 +168,12 @@ static int hexdigest(EVP_MD_CTX *md, char hex[65])
     unsigned char h[32];
     unsigned int hl = 0;
     EVP_DigestFinal_ex(md, h, &hl);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    digest_hex(h, hex);
     return 0;
 }
 
-int arc_each(const char *path, int (*keep)(const char *name), arc_each_fn fn, void *ctx, sbuf *err)
+/* open_reader - a .tar.gz open for reading; NULL with err set */
+static struct archive *open_reader(const char *path, sbuf *err)
 {
     struct archive *a = archive_read_new();
     archive_read_support_filter_gzip(a);
@@ -180,8 +181,16 @@ int arc_each(const char *path, int (*keep)(const char *name), arc_each_fn fn, vo
     if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
         sbuf_printf(err, "%s: %s", path, archive_error_string(a));
         archive_read_free(a);
-        return -1;
+        return NULL;
     }
+    return a;
+}
+
+int arc_each(const char *path, int (*keep)(const char *name), arc_each_fn fn, void *ctx, sbuf *err)
+{
+    struct archive *a = open_reader(path, err);
+    if (!a)
+        return -1;
     struct archive_entry *e;
     int rc = 0, r;
     sbuf data = {0};
@@ -275,14 +284,9 @@ static bool safe_name(const char *n)
 
 int arc_extract(const char *path, const char *dir, sbuf *err)
 {
-    struct archive *a = archive_read_new();
-    archive_read_support_filter_gzip(a);
-    archive_read_support_format_tar(a);
-    if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
-        sbuf_printf(err, "%s: %s", path, archive_error_string(a));
-        archive_read_free(a);
+    struct archive *a = open_reader(path, err);
+    if (!a)
         return -1;
-    }
     struct archive *w = archive_write_disk_new();
     /* names were checked above (relative, no ".."); they are joined to dir below, which
      * makes them absolute, so libarchive's own absolute-path refusal cannot be used */
@@ -310,11 +314,8 @@ int arc_extract(const char *path, const char *dir, sbuf *err)
         rc = -1;
     }
     if (rc == 0) {
-        a = archive_read_new();
-        archive_read_support_filter_gzip(a);
-        archive_read_support_format_tar(a);
-        archive_read_open_filename(a, path, 65536);
-        while (rc == 0 && archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        a = open_reader(path, err);
+        while (a && rc == 0 && archive_read_next_header(a, &e) == ARCHIVE_OK) {
             sbuf full = {0};
             sbuf_printf(&full, "%s/%s", dir, archive_entry_pathname(e));
             archive_entry_set_pathname(e, full.p);
@@ -335,7 +336,10 @@ int arc_extract(const char *path, const char *dir, sbuf *err)
             }
             sbuf_free(&full);
         }
-        archive_read_free(a);
+        if (a)
+            archive_read_free(a);
+        else
+            rc = -1;
     }
     archive_write_free(w);
     return rc;
@@ -343,14 +347,9 @@ int arc_extract(const char *path, const char *dir, sbuf *err)
 
 int arc_save_member(const char *path, const char *member, const char *dest, sbuf *err)
 {
-    struct archive *a = archive_read_new();
-    archive_read_support_filter_gzip(a);
-    archive_read_support_format_tar(a);
-    if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
-        sbuf_printf(err, "%s: %s", path, archive_error_string(a));
-        archive_read_free(a);
+    struct archive *a = open_reader(path, err);
+    if (!a)
         return -1;
-    }
     struct archive_entry *e;
     int rc = -1;
     while (archive_read_next_header(a, &e) == ARCHIVE_OK) {

@@ -32,6 +32,7 @@
 
 #include "archive.h"
 #include "decimal.h"
+#include "digest.h"
 #include "ledger.h"
 #include "log.h"
 #include "publish.h"
@@ -61,15 +62,6 @@ static char *day_bound(const char *d, int next)
     gmtime_r(&t, &tm);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return xstrdup(buf);
-}
-
-static void sha_hex(const void *p, size_t n, char hex[65])
-{
-    unsigned char d[32];
-    unsigned int dl = 0;
-    EVP_Digest(p, n, d, &dl, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }
 
 static const char *str_at(yajl_val v, const char *a, const char *b)
@@ -402,7 +394,7 @@ static int check_batch(verify_ctx *v, const batch_row *b, const char *want_sha, 
         goto out;
     }
     char msha[65];
-    sha_hex(ms.manifest.p ? ms.manifest.p : "", ms.manifest.len, msha);
+    sha256_hex(ms.manifest.p ? ms.manifest.p : "", ms.manifest.len, msha);
     if (strcmp(msha, want_sha) != 0) {
         rc = differ(v,
                     "batch %s: manifest.json was changed (its sha256 is %s; the chain names "
@@ -709,22 +701,7 @@ static int cmd_prune(spool *s, int argc, char **argv)
         sbuf ap = {0};
         sbuf_printf(&ap, "%s/%s", spool_archive_dir(s), p.rows[i].archive ? p.rows[i].archive : "");
         char fsha[65] = "";
-        FILE *f = fopen(ap.p, "rb");
-        if (f) {
-            EVP_MD_CTX *md = EVP_MD_CTX_new();
-            EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-            char buf[65536];
-            size_t n;
-            while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-                EVP_DigestUpdate(md, buf, n);
-            unsigned char d[32];
-            unsigned int dl = 0;
-            EVP_DigestFinal_ex(md, d, &dl);
-            EVP_MD_CTX_free(md);
-            for (int k = 0; k < 32; k++)
-                snprintf(fsha + 2 * k, 3, "%02x", d[k]);
-            fclose(f);
-        }
+        sha256_path(ap.p, fsha);
         yajl_gen_map_open(g);
         kv(g, "batch", p.rows[i].id);
         kv(g, "archive", p.rows[i].archive);
@@ -741,7 +718,7 @@ static int cmd_prune(spool *s, int argc, char **argv)
     size_t mlen;
     yajl_gen_get_buf(g, &mbuf, &mlen);
     char msha[65];
-    sha_hex(mbuf, mlen, msha);
+    sha256_hex(mbuf, mlen, msha);
     sbuf id = {0};
     sbuf_printf(&id, "%s-prune-%.8s", ts, msha);
     arc_member m[1] = {{"manifest.json", NULL, (const char *)mbuf, mlen}};

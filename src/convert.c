@@ -28,6 +28,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "clarity_in.h"
+#include "digest.h"
 #include "clarity_out.h"
 #include "sage_in.h"
 #include "publish.h"
@@ -88,28 +89,6 @@ static int has_key(void *ctx, const char *key)
 
 static int start_template(job *j);
 
-/* sha256_file - hex digest of a file, "" when it cannot be read */
-static void sha256_file(const char *path, char hex[65])
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    hex[0] = '\0';
-    if (fd < 0)
-        return;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0)
-        EVP_DigestUpdate(md, buf, (size_t)n);
-    close(fd);
-    unsigned char h[32];
-    unsigned int hl = 0;
-    EVP_DigestFinal_ex(md, h, &hl);
-    EVP_MD_CTX_free(md);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", h[i]);
-}
-
 /* choose_template - on the first record */
 static int choose_template(job *j)
 {
@@ -159,7 +138,7 @@ static int start_template(job *j)
         char sha[65] = "";
         const char *src_sha = j->o->source_sha;
         if (!src_sha) { /* convert: hash the input here (the spool knows it already) */
-            sha256_file(j->file, sha);
+            sha256_path(j->file, sha);
             src_sha = sha;
         }
         const char *base = strrchr(j->path, '/');

@@ -64,6 +64,7 @@
 #include "sage_in.h"
 #include "convert.h"
 #include "deliver.h"
+#include "digest.h"
 #include "ledger.h"
 #include "log.h"
 #include "paths.h"
@@ -452,27 +453,6 @@ static void tell_once(spool *s, const char *dir, const char *name, const char *w
     if (hset_add(&s->told, hash_bytes(k.p, k.len)))
         log_event(LOG_LVL_WARN, NULL, k.p, "ignored", "reason=%s", log_q(what));
     sbuf_free(&k);
-}
-
-/* sha256_fd - hex digest of a whole file */
-static int sha256_fd(int fd, char hex[65])
-{
-    unsigned char buf[1 << 16];
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    off_t off = 0;
-    ssize_t n;
-    while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
-        EVP_DigestUpdate(md, buf, (size_t)n);
-        off += n;
-    }
-    unsigned char h[32];
-    unsigned int hl = 0;
-    EVP_DigestFinal_ex(md, h, &hl);
-    EVP_MD_CTX_free(md);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", h[i]);
-    return n < 0 ? -1 : 0;
 }
 
 /* json_ends_whole - the last non-blank byte closes a JSON document: ']' or '}' */
@@ -977,12 +957,8 @@ static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
     if (dn) {
         for (int i = 0; i < n; i++)
             sbuf_printf(&done, "%s  %s\n", f[i].sha256, f[i].name);
-        unsigned char d[32];
-        unsigned int dl = 0;
-        EVP_Digest(done.p, done.len, d, &dl, EVP_sha256(), NULL);
         snprintf(all[na].name, sizeof all[na].name, "%s", dn);
-        for (int i = 0; i < 32; i++)
-            snprintf(all[na].sha256 + 2 * i, 3, "%02x", d[i]);
+        sha256_hex(done.p, done.len, all[na].sha256);
         all[na++].size = done.len;
     }
     size_t mlen, rlen;
@@ -1030,11 +1006,7 @@ static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
         fault("after-archive-written");
     char msha[65] = "";
     if (rc == 0) {
-        unsigned char d[32];
-        unsigned int dl = 0;
-        EVP_Digest(man, mlen, d, &dl, EVP_sha256(), NULL);
-        for (int i = 0; i < 32; i++)
-            snprintf(msha + 2 * i, 3, "%02x", d[i]);
+        sha256_hex(man, mlen, msha);
         free(b->archive);
         b->archive = xstrdup(rel);
         free(b->manifest_sha256);

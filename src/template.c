@@ -38,6 +38,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "decimal.h"
+#include "digest.h"
 #include "lookup.h"
 
 #define TPL_NS "urn:sagebridge:template:1"
@@ -766,29 +767,6 @@ static void tpl_free(template *t)
     free(t);
 }
 
-/* file_sha256 - hex digest of a file's bytes */
-static char *file_sha256(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return xstrdup("");
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        EVP_DigestUpdate(md, buf, n);
-    fclose(f);
-    unsigned char h[32];
-    unsigned int hl = 0;
-    EVP_DigestFinal_ex(md, h, &hl);
-    EVP_MD_CTX_free(md);
-    char *hex = xmalloc(65);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", h[i]);
-    return hex;
-}
-
 /* join_dir - resolve a file named in a template relative to the template's folder */
 static char *join_dir(const char *tpl_path, const char *file)
 {
@@ -1195,7 +1173,8 @@ template *tpl_load(tpl_set *s, const char *path, sbuf *err)
     t->err = err;
     t->file = path;
     t->path = xstrdup(path);
-    t->sha = file_sha256(path);
+    t->sha = xmalloc(65);
+    sha256_path(path, t->sha);
     int rc = build(t, xmlDocGetRootElement(doc));
     xmlFreeDoc(doc);
     t->err = NULL;
