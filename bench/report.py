@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """report.py - turn bench/run.sh's records into the table, the SPEC §10 verdicts and RESULTS.md.
 
-    report.py RECORDS.jsonl RESULTS.md [--sb ./sagebridge] [--out-dir bench/out]
+    report.py RECORDS.jsonl RESULTS.md [--out-dir bench/out]
 
 RECORDS holds one JSON object a line, written by bench/measure.py: "run" (wall, rss_kb, rc,
 extra), "strace" (fsync), "meta" (anything, including "broken").  Prints the table and one
@@ -95,7 +95,7 @@ def fmt_rate(v, unit):
     return ("%.0f %s" if v >= 100 else "%.1f %s" if v >= 10 else "%.2f %s") % (v, unit)
 
 
-def machine(out_dir, sb, started):
+def machine(out_dir, R):
     mem = ""
     try:
         with open("/proc/meminfo") as f:
@@ -110,19 +110,21 @@ def machine(out_dir, sb, started):
         cpu = m.group(1).strip() if m else platform.processor()
     except OSError:
         cpu = platform.processor()
-    top = os.path.dirname(os.path.abspath(sb))
-    commit = sh(["git", "-C", top, "rev-parse", "--short", "HEAD"])
-    dirty = sh(["git", "-C", top, "status", "--porcelain", "--", "src", "templates", "Makefile"])
+    dirty = R.m("bench", "dirty", 0)
     return [
-        ("date", started or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("date", R.m("bench", "started") or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")),
         ("nproc", sh(["nproc"]) or str(os.cpu_count())),
         ("memory", mem),
         ("CPU", cpu),
         ("kernel", platform.release()),
         ("filesystem of bench/out", " ".join(sh(["df", "--output=fstype,source", out_dir]).splitlines()[1:2])
          or sh(["stat", "-f", "-c", "%T", out_dir]) or "?"),
-        ("sagebridge", "%s (commit %s%s)" % (sh([sb, "--version"]).splitlines()[0] if sh([sb, "--version"]) else "?",
-                                             commit or "?", ", with uncommitted changes in src/" if dirty else "")),
+        ("load average (1, 5, 15 min)", "%s at the start, %s at the end" % (R.m("bench", "load_start", "?"),
+                                                                          R.m("bench", "load_end", "?"))),
+        ("sagebridge", "%s, commit %s%s; binary built %s, sha256 %s… (a copy of it was measured)" % (
+            R.m("bench", "version", "?"), R.m("bench", "commit", "?"),
+            " + uncommitted changes to %s file(s) in src/, templates/, Makefile" % dirty if dirty else "",
+            R.m("bench", "binary_mtime", "?"), R.m("bench", "binary_sha256", "?"))),
         ("yajl", sh(["dpkg-query", "-W", "-f", "${Version}", "libyajl2"]) or "?"),
         ("jq", sh(["jq", "--version"]) or "not installed"),
         ("strace", (sh(["strace", "-V"]).splitlines() or ["not installed"])[0]),
@@ -134,7 +136,6 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("records")
     ap.add_argument("results_md")
-    ap.add_argument("--sb", default="./sagebridge")
     ap.add_argument("--out-dir", default="bench/out")
     a = ap.parse_args()
     R = Recs(a.records)
@@ -380,7 +381,7 @@ def main():
     for ident, why in broken:
         print("BROKEN %s: %s" % (ident, why))
 
-    mach = machine(a.out_dir, a.sb, R.m("bench", "started"))
+    mach = machine(a.out_dir, R)
     md = ["# sagebridge benchmark results (SPEC §10)", "",
           "Written by `make bench` (bench/run.sh, bench/report.py); every figure below comes from one run "
           "of it, references included.  Absolute times vary from run to run; the targets are ratios "

@@ -54,6 +54,14 @@ cc -O2 -Wall -Wextra -o "$OUT/parse_only" "$B/parse_only.c" $(pkg-config --cflag
     die "cannot compile bench/parse_only.c"
 cc -O2 -Wall -Wextra -o "$OUT/rss_exec" "$B/rss_exec.c" || die "cannot compile bench/rss_exec.c"
 
+# The binary measured is a snapshot, with its templates and schemas beside it (where it looks
+# first): a rebuild of ./sagebridge while the bench runs changes nothing here.
+BIN=$OUT/bin
+rm -rf "$BIN" && mkdir -p "$BIN" && cp -p "$SB" "$BIN/sagebridge" && cp -r "$TOP/templates" "$TOP/xsd" "$BIN/" &&
+    "$BIN/sagebridge" --version >/dev/null 2>&1 || die "cannot take a copy of $SB and its templates into $BIN"
+SB_SRC=$SB
+SB=$BIN/sagebridge
+
 T_START=$(date +%s)
 : >"$REC"
 : >"$LOG"
@@ -63,7 +71,13 @@ broken() { # broken ID WHY : this measurement cannot be trusted
     say "BROKEN $1: $2"
     meta "$1" "broken=$2"
 }
-meta bench "started=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "n=$N" "strace=$STRACE" "big=$BIG"
+meta bench "started=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "n=$N" "strace=$STRACE" "big=$BIG" \
+    "load_start=$(cut -d' ' -f1-3 /proc/loadavg)" "version=$("$SB" --version 2>&1 | head -1)" \
+    "commit=$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+    "dirty=$(git -C "$TOP" status --porcelain -- src templates Makefile 2>/dev/null | wc -l | tr -d ' ')" \
+    "binary_sha256=$(sha256sum "$SB" | cut -c1-12)" "binary_mtime=$(date -u -r "$SB_SRC" +%Y-%m-%dT%H:%M:%SZ)"
+[ "$(cut -d' ' -f1 /proc/loadavg | cut -d. -f1)" -ge 1 ] &&
+    say "warning: load average $(cut -d' ' -f1-3 /proc/loadavg) before starting: other work on the machine skews the figures"
 
 if ! command -v jq >/dev/null; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -310,6 +324,6 @@ if [ "$BIG" = 1 ]; then
 fi
 
 # ------------------------------------------------------------------- the report
-meta bench "seconds=$(($(date +%s) - T_START))"
-[ "$KEEP" = 1 ] || rm -rf "$OUT"/spool-* "$CONV"
-"$PY" "$B/report.py" "$REC" "$B/RESULTS.md" --sb "$SB" --out-dir "$OUT"
+meta bench "seconds=$(($(date +%s) - T_START))" "load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$KEEP" = 1 ] || rm -rf "$OUT"/spool-* "$CONV" "$BIN"
+"$PY" "$B/report.py" "$REC" "$B/RESULTS.md" --out-dir "$OUT"

@@ -287,6 +287,7 @@ int cw_close(clarity_writer *w, pub_file *file, sbuf *err)
 int cw_commit(clarity_writer *w, sbuf *err)
 {
     pub_file f;
+    memset(&f, 0, sizeof f);
     char *dir = xstrdup(w->dir);
     int rc = cw_close(w, &f, err);
     if (rc == 0)

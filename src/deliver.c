@@ -343,7 +343,7 @@ static int substitute(dctx *d, yajl_val resolve, sbuf *body, sbuf *why)
             continue;
         char *id = NULL;
         const char *key = strchr(name, ':') ? strchr(name, ':') + 1 : name;
-        int r = resolve_id(d, key, YAJL_GET_STRING(f), &id, why);
+        int r = resolve_id(d, key, f->u.string, &id, why);
         if (r != 0)
             return r;
         sbuf ph = {0}, out = {0};
@@ -503,13 +503,11 @@ static int send_op(dctx *d, const char *batch, const char *line, batch_out *bo)
 /* deliver_emit - a parsed JSON value back to text (numbers exactly as written) */
 static void deliver_emit(yajl_gen g, yajl_val v)
 {
-    if (!v)
-        yajl_gen_null(g);
-    else if (YAJL_IS_STRING(v))
+    if (v && YAJL_IS_STRING(v))
         yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
-    else if (YAJL_IS_NUMBER(v))
+    else if (v && YAJL_IS_NUMBER(v))
         yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
-    else if (YAJL_IS_OBJECT(v)) {
+    else if (v && YAJL_IS_OBJECT(v)) {
         yajl_gen_map_open(g);
         for (size_t i = 0; i < v->u.object.len; i++) {
             yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i],
@@ -517,12 +515,12 @@ static void deliver_emit(yajl_gen g, yajl_val v)
             deliver_emit(g, v->u.object.values[i]);
         }
         yajl_gen_map_close(g);
-    } else if (YAJL_IS_ARRAY(v)) {
+    } else if (v && YAJL_IS_ARRAY(v)) {
         yajl_gen_array_open(g);
         for (size_t i = 0; i < v->u.array.len; i++)
             deliver_emit(g, v->u.array.values[i]);
         yajl_gen_array_close(g);
-    } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
+    } else if (v && (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)))
         yajl_gen_bool(g, YAJL_IS_TRUE(v));
     else
         yajl_gen_null(g);
