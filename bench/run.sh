@@ -57,8 +57,10 @@ cc -O2 -Wall -Wextra -o "$OUT/rss_exec" "$B/rss_exec.c" || die "cannot compile b
 # The binary measured is a snapshot, with its templates and schemas beside it (where it looks
 # first): a rebuild of ./sagebridge while the bench runs changes nothing here.
 BIN=$OUT/bin
-rm -rf "$BIN" && mkdir -p "$BIN" && cp -p "$SB" "$BIN/sagebridge" && cp -r "$TOP/templates" "$TOP/xsd" "$BIN/" &&
-    "$BIN/sagebridge" --version >/dev/null 2>&1 || die "cannot take a copy of $SB and its templates into $BIN"
+if ! { rm -rf "$BIN" && mkdir -p "$BIN" && cp -p "$SB" "$BIN/sagebridge" && cp -r "$TOP/templates" "$TOP/xsd" "$BIN/" &&
+    "$BIN/sagebridge" --version >/dev/null 2>&1; }; then
+    die "cannot take a copy of $SB and its templates into $BIN"
+fi
 SB_SRC=$SB
 SB=$BIN/sagebridge
 
@@ -162,6 +164,7 @@ say "reference: yajl parse only, $SIZE MB"
 bench parse200 "$N" : : 1 -- "$OUT/parse_only" "$F200"
 
 JQ_CSV=$OUT/jq-lines.csv
+# shellcheck disable=SC2016 # $o is jq's variable
 JQ_FILTER='.[] | .orderId as $o | .lineItems | to_entries[] | [$o, .key + 1, .value.sku, .value.name, .value.quantity, .value.unitPrice, .value.tax, .value.discount] | @csv'
 jq_check() { [ "$(wc -l <"$JQ_CSV")" -gt "$ORDERS200" ]; }
 if command -v jq >/dev/null; then
@@ -174,7 +177,7 @@ else
 fi
 
 FSREF=$OUT/fsync-ref
-SAMPLE=$(ls "$FILES"/orders-*.json | head -1)
+SAMPLE=$FILES/orders-000000.json
 fsref_setup() { rm -rf "$FSREF" && mkdir -p "$FSREF"; }
 say "reference: write+fsync+rename+fsync(dir), 500 small files"
 bench fsyncref "$N" fsref_setup : 1 --json-stdout -- "$PY" "$B/fsync_ref.py" "$FSREF" 500 "$SAMPLE"
@@ -210,12 +213,12 @@ files_setup() {
         [ "$(count "$FS/in/clarity" '*.json')" = "$NFILES" ]
 }
 files_check() {
-    local done arch err left
-    done=$(count "$FS/out/sage" 'SO_*.done')
+    local pub arch err left
+    pub=$(count "$FS/out/sage" 'SO_*.done')
     arch=$(count "$FS/archive" '*.tar.gz')
     err=$(count "$FS/error" '*')
     left=$(($(count "$FS/in" '*') + $(count "$FS/work" '*')))
-    meta files "published=$done" "archived=$arch" "errors=$err" "left=$left"
+    meta files "published=$pub" "archived=$arch" "errors=$err" "left=$left"
     true # a short count is a FAIL of the target, reported, not a broken measurement
 }
 say "run --once, $NFILES one-order files"

@@ -458,6 +458,8 @@ def mask_header(name, value):
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    # answers go out at once (Nagle would hold each ~40 ms for the client's delayed ACK)
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server_version = "mock_clarity/1.0"
     mock: Mock = None  # set by main
