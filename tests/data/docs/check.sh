@@ -40,7 +40,9 @@ run() {
         mkdir -p "$exp"
         cp -r "$out"/. "$exp"/
         echo "UPDATED $name"
-    elif diff -r "$exp" "$out" >"$work/$name.diff" 2>&1; then
+    elif mkdir -p "$work/exp-$name" && cp -r "$exp"/. "$work/exp-$name"/ &&
+        mkdir -p "$work/exp-$name/files" && # git keeps no empty folder
+        diff -r "$work/exp-$name" "$out" >"$work/$name.diff" 2>&1; then
         echo "PASS $name"
         passed=$((passed + 1))
     else
