@@ -438,13 +438,19 @@ static bool is_csv(const char *path, int fd)
     return false;
 }
 
+/* header_has - a CSV header names this column (case-insensitively) */
+static int header_has(char **head, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (strcasecmp(head[i], key) == 0)
+            return 1;
+    return 0;
+}
+
 static int csv_has_column(void *ctx, const char *key)
 {
     job *j = ctx;
-    for (int i = 0; i < j->nhead; i++)
-        if (strcasecmp(j->head[i], key) == 0)
-            return 1;
-    return 0;
+    return header_has(j->head, j->nhead, key);
 }
 
 /* csv_header - choose the template from the header (or the name), check its columns */
@@ -644,10 +650,7 @@ typedef struct {
 static int sniff_has(void *ctx, const char *key)
 {
     csv_sniff *c = ctx;
-    for (int i = 0; i < c->n; i++)
-        if (strcasecmp(c->head[i], key) == 0)
-            return 1;
-    return 0;
+    return header_has(c->head, c->n, key);
 }
 
 static int sniff_header(void *ctx, char **cols, int n)

@@ -43,6 +43,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "config.h"
+#include "json.h"
 #include "ledger.h"
 #include "log.h"
 #include "publish.h"
@@ -52,8 +53,6 @@
 #define EX_IOERR    74
 #define EX_TEMPFAIL 75
 #define EX_CONFIG   78
-
-static void deliver_emit(yajl_gen g, yajl_val v);
 
 typedef enum { AUTH_NONE, AUTH_IDENTITY, AUTH_BASIC, AUTH_OAUTH2 } auth_mode;
 
@@ -395,7 +394,7 @@ static int send_op(dctx *d, const char *batch, const char *line, batch_out *bo)
     yajl_val bodyv = yajl_tree_get(op, pb, yajl_t_any);
     /* the body as text, re-generated from the tree (numbers keep their text) */
     yajl_gen g = yajl_gen_alloc(NULL);
-    deliver_emit(g, bodyv);
+    json_emit(g, bodyv);
     const unsigned char *gb;
     size_t gl;
     yajl_gen_get_buf(g, &gb, &gl);
@@ -474,7 +473,7 @@ static int send_op(dctx *d, const char *batch, const char *line, batch_out *bo)
         yajl_gen_string(f, (const unsigned char *)"seq", 3);
         yajl_gen_integer(f, seq);
         yajl_gen_string(f, (const unsigned char *)"request", 7);
-        deliver_emit(f, op);
+        json_emit(f, op);
         yajl_gen_string(f, (const unsigned char *)"status", 6);
         yajl_gen_integer(f, st);
         yajl_gen_string(f, (const unsigned char *)"response", 8);
@@ -498,32 +497,6 @@ static int send_op(dctx *d, const char *batch, const char *line, batch_out *bo)
     sbuf_free(&err);
     yajl_tree_free(op);
     return result;
-}
-
-/* deliver_emit - a parsed JSON value back to text (numbers exactly as written) */
-static void deliver_emit(yajl_gen g, yajl_val v)
-{
-    if (v && YAJL_IS_STRING(v))
-        yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
-    else if (v && YAJL_IS_NUMBER(v))
-        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
-    else if (v && YAJL_IS_OBJECT(v)) {
-        yajl_gen_map_open(g);
-        for (size_t i = 0; i < v->u.object.len; i++) {
-            yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i],
-                            strlen(v->u.object.keys[i]));
-            deliver_emit(g, v->u.object.values[i]);
-        }
-        yajl_gen_map_close(g);
-    } else if (v && YAJL_IS_ARRAY(v)) {
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < v->u.array.len; i++)
-            deliver_emit(g, v->u.array.values[i]);
-        yajl_gen_array_close(g);
-    } else if (v && (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)))
-        yajl_gen_bool(g, YAJL_IS_TRUE(v));
-    else
-        yajl_gen_null(g);
 }
 
 static int cmp_names(const void *a, const void *b)

@@ -65,6 +65,7 @@
 #include "convert.h"
 #include "deliver.h"
 #include "digest.h"
+#include "json.h"
 #include "ledger.h"
 #include "log.h"
 #include "paths.h"
@@ -563,8 +564,6 @@ static int hook_accept(void *ctx, const template *t, const tpl_result *res, sbuf
 
 /* ------------------------------------------------------- batch bookkeeping */
 
-static void emit_val(yajl_gen g, yajl_val v);
-
 /* outputs_json / totals_json - what the ledger keeps of a conversion */
 static char *outputs_json(const pub_file *f, int n)
 {
@@ -651,33 +650,6 @@ static int parse_outputs(const char *json, pub_file *f, int max)
         }
     yajl_tree_free(v);
     return n;
-}
-
-/* emit_val - re-emit a parsed JSON value (totals) into a generator */
-static void emit_val(yajl_gen g, yajl_val v)
-{
-    if (v && YAJL_IS_STRING(v)) {
-        gen_s(g, YAJL_GET_STRING(v));
-    } else if (v && YAJL_IS_NUMBER(v)) {
-        const char *n = YAJL_GET_NUMBER(v);
-        yajl_gen_number(g, n, strlen(n));
-    } else if (v && YAJL_IS_OBJECT(v)) {
-        yajl_gen_map_open(g);
-        for (size_t i = 0; i < v->u.object.len; i++) {
-            gen_s(g, v->u.object.keys[i]);
-            emit_val(g, v->u.object.values[i]);
-        }
-        yajl_gen_map_close(g);
-    } else if (v && YAJL_IS_ARRAY(v)) {
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < v->u.array.len; i++)
-            emit_val(g, v->u.array.values[i]);
-        yajl_gen_array_close(g);
-    } else if (v && (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))) {
-        yajl_gen_bool(g, YAJL_IS_TRUE(v));
-    } else {
-        yajl_gen_null(g);
-    }
 }
 
 static void gen_kv(yajl_gen g, const char *k, const char *v)
@@ -768,7 +740,7 @@ static char *manifest(spool *s, const batch_row *b, const pub_file *f, int n, co
     char eb[128];
     yajl_val tv = b->totals ? yajl_tree_parse(b->totals, eb, sizeof eb) : NULL;
     if (tv)
-        emit_val(g, tv);
+        json_emit(g, tv);
     else {
         yajl_gen_map_open(g);
         yajl_gen_map_close(g);
