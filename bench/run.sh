@@ -202,8 +202,23 @@ run_check() {
     [ "$(count "$RS/out/sage" 'SO_*.done')" = 1 ] && [ "$(count "$RS/archive" '*.tar.gz')" = 1 ] &&
         [ "$(count "$RS/error" '*')" = 0 ] && [ "$(count "$RS/in" '*')" = 0 ]
 }
-say "run --once, $SIZE MB"
+# which output form the default spool publishes: the `formats` line `sagebridge init` writes
+FMT_DEFAULT=
+if newspool "$OUT/spool-formats"; then
+    FMT_DEFAULT=$(sed -n 's/^formats[[:space:]]*=[[:space:]]*//p' "$OUT/spool-formats/sagebridge.conf" | tail -1 | tr -d " \t\r")
+fi
+rm -rf "$OUT/spool-formats"
+meta spool "formats=${FMT_DEFAULT:-?}" "formats_line=$([ -n "$FMT_DEFAULT" ] && echo yes || echo no)"
+say "run --once, $SIZE MB (spool formats = ${FMT_DEFAULT:-?}, the default of sagebridge init)"
 bench run200 "$N" run_setup run_check 1 -- "$SB" -c "$RS/sagebridge.conf" run --once
+# informational, not a SPEC line: the same with the spool's config edited to formats = both
+run_both_setup() {
+    run_setup && sed -i 's/^formats[[:space:]]*=.*/formats = both/' "$RS/sagebridge.conf" &&
+        grep -qx 'formats = both' "$RS/sagebridge.conf"
+}
+run_both_check() { run_check && [ "$(count "$RS/out/sage" 'SO_*.xml')" = 1 ]; }
+say "run --once, $SIZE MB, spool formats = both (informational)"
+bench run200both "$N" run_both_setup run_both_check 1 -- "$SB" -c "$RS/sagebridge.conf" run --once
 rm -rf "$RS"
 
 # ------------------------------------------------------------------- run --once, 10,000 files

@@ -19,7 +19,29 @@ typedef struct {
     size_t len;
 } arc_member;
 
-/* archive_write - write, fsync and rename into place; *rel gets "YYYY/MM/DD/ID.tar.gz" */
+/* zlib level of archives unless the configuration says otherwise ([spool] archive_level) */
+#define ARC_LEVEL_DEFAULT 1
+
+/* an archive being written: members are added in order, then it is committed */
+typedef struct arc_writer arc_writer;
+
+/* arc_begin - start archive_dir/YYYY/MM/DD/ID.tar.gz (of `day`) under a temporary name;
+ * every member gets mtime; NULL with err set */
+arc_writer *arc_begin(const char *archive_dir, const char *batch_id, time_t day, time_t mtime,
+                      int level, sbuf *err);
+/* arc_add - the next member (a file's contents or bytes in memory); -1 with err set */
+int arc_add(arc_writer *w, const arc_member *m, sbuf *err);
+/* arc_add_bg - the next member, a file, added by a thread of its own while the caller goes on
+ * (a batch's input is compressed while it is being converted); the next arc_add, arc_commit
+ * or arc_abort waits for it.  -1 with err set (an earlier background member failed) */
+int arc_add_bg(arc_writer *w, const char *member, const char *path, sbuf *err);
+/* arc_commit - finish, fsync, rename into place and fsync the folder; *rel gets
+ * "YYYY/MM/DD/ID.tar.gz"; frees w (on failure too, removing the temporary file) */
+int arc_commit(arc_writer *w, char **rel, sbuf *err);
+/* arc_abort - drop the archive being written; frees w */
+void arc_abort(arc_writer *w);
+
+/* archive_write - all of the above in one call; *rel gets "YYYY/MM/DD/ID.tar.gz" */
 int archive_write(const char *archive_dir, const char *batch_id, time_t day, time_t mtime,
                   const arc_member *m, int n, char **rel, sbuf *err);
 

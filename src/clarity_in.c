@@ -28,6 +28,14 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
+#define CIN_SHAPE_CACHE 128 /* scalars per record whose path lookup is remembered */
+
+typedef struct {
+    int group, slot;
+    size_t len;
+    char path[48];
+} shape_entry;
+
 typedef struct {
     size_t path_len; /* length of path at this container */
     int is_array;
@@ -53,7 +61,9 @@ struct cin_parser {
     int pending_wrap; /* last key at depth 1 names a kind */
     char pending_kind[16];
 
-    sbuf path;         /* current path inside the record */
+    sbuf path;       /* current path inside the record */
+    size_t nscalars; /* scalars stored in the current record (find_slot) */
+    shape_entry shape_cache[CIN_SHAPE_CACHE];
     uint64_t last_end; /* file offset just after the previous token */
     uint64_t carry;    /* first offset after last_end that is not blank or "," */
     uint64_t base;     /* file offset of the current chunk */
@@ -127,6 +137,29 @@ static void after_value(cin_parser *p)
         f->index++;
 }
 
+/* find_slot - the schema slot of a path.  Records of one export share their shape, so the
+ * k-th scalar of a record mostly has the path the k-th scalar of the previous record had:
+ * that is checked first (one comparison), before the schema's hash table. */
+static int find_slot(cin_parser *p, int group, const char *path, size_t plen)
+{
+    size_t k = p->nscalars++;
+    if (k < CIN_SHAPE_CACHE) {
+        shape_entry *e = &p->shape_cache[k];
+        if (e->group == group && e->len == plen && plen <= sizeof e->path &&
+            memcmp(e->path, path, plen) == 0)
+            return e->slot;
+        int slot = schema_find_slot(p->schema, group, path, plen);
+        if (plen <= sizeof e->path) {
+            e->group = group;
+            e->len = plen;
+            memcpy(e->path, path, plen);
+            e->slot = slot;
+        }
+        return slot;
+    }
+    return schema_find_slot(p->schema, group, path, plen);
+}
+
 /* store - a scalar inside a record */
 static int store(cin_parser *p, const char *v, size_t n)
 {
@@ -140,7 +173,7 @@ static int store(cin_parser *p, const char *v, size_t n)
     size_t plen = p->path.len - f->ctx_base;
     if (f->ctx_base < p->path.len && *path == '.')
         path++, plen--;
-    int slot = schema_find_slot(p->schema, f->ctx_group, path, plen);
+    int slot = find_slot(p, f->ctx_group, path, plen);
     if (slot >= 0) {
         if (p->rec.text.len + n > CIN_MAX_RECORD)
             return fail(p, CIN_TOO_LARGE, "record larger than %s", "64 MiB");
@@ -254,6 +287,7 @@ static void begin_record(cin_parser *p)
     count_lines(p, p->rec.offset);
     p->rec.line = p->line_no + 1;
     p->rec_depth = p->depth;
+    p->nscalars = 0;
     sbuf_reset(&p->path);
     frame *f = &p->stack[p->depth];
     f->path_len = 0;
@@ -429,6 +463,8 @@ cin_parser *cin_new(const rec_schema *schema, cin_record_fn fn, void *ctx)
     p->schema = schema;
     p->fn = fn;
     p->ctx = ctx;
+    for (int i = 0; i < CIN_SHAPE_CACHE; i++)
+        p->shape_cache[i].group = -2; /* matches no path */
     record_init(&p->rec, schema);
     p->y = yajl_alloc(&callbacks, NULL, p);
     yajl_config(p->y, yajl_allow_multiple_values, 1);

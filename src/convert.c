@@ -31,6 +31,7 @@
 #include "digest.h"
 #include "clarity_out.h"
 #include "sage_in.h"
+#include "pipeline.h"
 #include "publish.h"
 
 #define READ_CHUNK (256 * 1024)
@@ -42,6 +43,7 @@ typedef struct {
     const char *file; /* to read */
     char *batch;
     cin_parser *cin;
+    pipeline *pipe; /* records mapped on a second thread while the file is read */
     template *t;
     tpl_run *run;
     tpl_result res;
@@ -255,11 +257,8 @@ static void add_totals(job *j)
     for (int t = 0; t < o->ntables; t++)
         if (o->tables[t].per_item)
             c->lines += j->res.nrows[t];
-    for (int i = 0; i < o->ntotals && i < CONV_MAX_TOTALS; i++) {
-        decimal d;
-        if (j->res.totals[i].n && dec_parse(j->res.totals[i].p, j->res.totals[i].n, &d) == DEC_OK)
-            dec_add(c->sums[i], d, &c->sums[i]);
-    }
+    for (int i = 0; i < o->ntotals && i < CONV_MAX_TOTALS; i++)
+        dec_add(c->sums[i], j->res.totals[i], &c->sums[i]);
 }
 
 /* on_record - called by the reader for every complete record */
@@ -312,6 +311,19 @@ static int on_record(void *ctx, record *rec)
     }
     j->st.written++;
     return 0;
+}
+
+/* on_record_read - the reader's side: the first record is mapped here (the template is
+ * chosen with the reader's view of the file), the others on the pipeline's thread */
+static int on_record_read(void *ctx, record *rec)
+{
+    job *j = ctx;
+    if (j->pipe)
+        return pl_push(j->pipe, rec);
+    int rc = on_record(j, rec);
+    if (rc == 0 && j->t && !getenv("SAGEBRIDGE_NO_PIPELINE"))
+        j->pipe = pl_start(tpl_schema(j->o->templates), on_record, j);
+    return rc;
 }
 
 static void job_cleanup(job *j, int failed)
@@ -570,7 +582,7 @@ int convert_file(const convert_opts *o, const char *path, convert_stats *st)
         job_cleanup(&j, 1); /* after finish() nothing is left to abort */
         return crc;
     }
-    j.cin = cin_new(tpl_schema(o->templates), on_record, &j);
+    j.cin = cin_new(tpl_schema(o->templates), on_record_read, &j);
     char *buf = xmalloc(READ_CHUNK);
     cin_status cs = CIN_OK;
     int io_err = 0;
@@ -592,6 +604,10 @@ int convert_file(const convert_opts *o, const char *path, convert_stats *st)
     }
     free(buf);
     close(fd);
+    if (j.pipe) { /* a file that is not read to its end is not written: drop the rest */
+        pl_finish(j.pipe, io_err || (cs != CIN_OK && cs != CIN_STOPPED));
+        j.pipe = NULL;
+    }
     int rc;
     if (io_err) {
         fprintf(stderr, "sagebridge: %s: read error: %s\n", path, strerror(io_err));

@@ -21,10 +21,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#define LEDGER_STMTS 48 /* prepared statements kept for reuse */
+
 struct ledger {
     sqlite3 *db;
     char err[512];
     char *meta_val;
+    /* statements by their SQL text: a conversion asks the same few questions once per
+     * record, and parsing the SQL each time cost more than the answer */
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+    } stmts[LEDGER_STMTS];
+    int nstmts;
 };
 
 static const char schema_sql[] =
@@ -66,8 +75,10 @@ ledger *ledger_open(const char *path, sbuf *err)
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd >= 0)
         close(fd);
-    if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    /* one thread uses a ledger (NOMUTEX: no lock around every call) */
+    if (sqlite3_open_v2(path, &l->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         sbuf_printf(err, "%s: cannot open the ledger: %s", path,
                     l->db ? sqlite3_errmsg(l->db) : "out of memory");
         ledger_close(l);
@@ -93,6 +104,10 @@ void ledger_close(ledger *l)
 {
     if (!l)
         return;
+    for (int i = 0; i < l->nstmts; i++) {
+        sqlite3_finalize(l->stmts[i].st);
+        free(l->stmts[i].sql);
+    }
     sqlite3_close(l->db);
     free(l->meta_val);
     free(l);
@@ -123,14 +138,39 @@ void ledger_rollback(ledger *l)
     sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* prep - a statement for sql, prepared once and kept; give it back with release() */
 static sqlite3_stmt *prep(ledger *l, const char *sql)
 {
+    for (int i = 0; i < l->nstmts; i++)
+        if (strcmp(l->stmts[i].sql, sql) == 0) {
+            sqlite3_reset(l->stmts[i].st); /* whatever the last user left */
+            return l->stmts[i].st;
+        }
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) {
         fail(l);
         return NULL;
     }
+    if (l->nstmts < LEDGER_STMTS) {
+        l->stmts[l->nstmts].sql = xstrdup(sql);
+        l->stmts[l->nstmts++].st = st;
+    }
     return st;
+}
+
+/* release - done with a statement from prep(): reset for its next use (or finalized, when
+ * the cache was full) */
+static void release(ledger *l, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < l->nstmts; i++)
+        if (l->stmts[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -156,7 +196,7 @@ char *ledger_seen_sha(ledger *l, const char *sha256)
         return NULL;
     bind_text(st, 1, sha256);
     char *id = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
-    sqlite3_finalize(st);
+    release(l, st);
     return id;
 }
 
@@ -173,7 +213,7 @@ int ledger_file_seen(ledger *l, const char *sha256, const char *name, int64_t si
     bind_text(st, 4, state);
     bind_text(st, 5, batch_id);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -218,7 +258,7 @@ int ledger_batch_insert(ledger *l, const batch_row *b)
         return -1;
     bind_batch(st, b);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -234,7 +274,7 @@ int ledger_batch_update(ledger *l, const batch_row *b)
         return -1;
     bind_batch(st, b);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -276,7 +316,7 @@ int ledger_batch_get(ledger *l, const char *id, batch_row *b)
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         read_batch(st, b);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : fail(l);
 }
 
@@ -291,7 +331,7 @@ int ledger_batch_by_input(ledger *l, const char *name, batch_row *b)
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         read_batch(st, b);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : fail(l);
 }
 
@@ -315,7 +355,7 @@ int ledger_each(ledger *l, const char *since, const char *until, const char *kin
         rc = fn(ctx, &b);
         batch_row_free(&b);
     }
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -329,7 +369,7 @@ int ledger_batch_by_manifest(ledger *l, const char *sha, batch_row *b)
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         read_batch(st, b);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : fail(l);
 }
 
@@ -358,7 +398,7 @@ int ledger_unfinished(ledger *l, char ***ids, int *n)
         *ids = xrealloc(*ids, (size_t)(*n + 1) * sizeof **ids);
         (*ids)[(*n)++] = col_dup(st, 0);
     }
-    sqlite3_finalize(st);
+    release(l, st);
     return 0;
 }
 
@@ -375,7 +415,7 @@ int ledger_last_batches(ledger *l, int limit, batch_row **rows, int *n)
         *rows = xrealloc(*rows, (size_t)(*n + 1) * sizeof **rows);
         read_batch(st, &(*rows)[(*n)++]);
     }
-    sqlite3_finalize(st);
+    release(l, st);
     return 0;
 }
 
@@ -391,7 +431,7 @@ int ledger_key_add(ledger *l, const char *kind, const char *key, size_t keylen, 
     sqlite3_bind_text(st, 3, tranno, (int)trlen, SQLITE_TRANSIENT);
     bind_text(st, 4, batch_id);
     int rc = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(l->db) ? 0 : 1) : fail(l);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -407,7 +447,7 @@ int ledger_key_replace(ledger *l, const char *kind, const char *key, const char 
     bind_text(st, 3, tranno);
     bind_text(st, 4, batch_id);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -422,7 +462,7 @@ int ledger_tranno_used_by_other(ledger *l, const char *kind, const char *tranno,
     sqlite3_bind_text(st, 2, tranno, (int)n, SQLITE_TRANSIENT);
     bind_text(st, 3, batch_id);
     int rc = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -434,7 +474,7 @@ int ledger_tranno_used(ledger *l, const char *kind, const char *tranno, size_t n
     bind_text(st, 1, kind);
     sqlite3_bind_text(st, 2, tranno, (int)n, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -446,7 +486,7 @@ char *ledger_key_tranno(ledger *l, const char *kind, const char *key)
     bind_text(st, 1, kind);
     bind_text(st, 2, key);
     char *r = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
-    sqlite3_finalize(st);
+    release(l, st);
     return r;
 }
 
@@ -458,7 +498,7 @@ char *ledger_key_by_ref(ledger *l, const char *kind, const char *ref, size_t n)
     bind_text(st, 1, kind);
     sqlite3_bind_text(st, 2, ref, (int)n, SQLITE_TRANSIENT);
     char *r = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
-    sqlite3_finalize(st);
+    release(l, st);
     return r;
 }
 
@@ -470,7 +510,7 @@ uint64_t ledger_next_seq(ledger *l, const char *name)
         return 0;
     bind_text(st, 1, name);
     uint64_t v = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
+    release(l, st);
     return v;
 }
 
@@ -482,7 +522,7 @@ const char *ledger_meta(ledger *l, const char *k)
     bind_text(st, 1, k);
     free(l->meta_val);
     l->meta_val = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
-    sqlite3_finalize(st);
+    release(l, st);
     return l->meta_val;
 }
 
@@ -495,7 +535,7 @@ int ledger_set_meta(ledger *l, const char *k, const char *v)
     bind_text(st, 1, k);
     bind_text(st, 2, v);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -507,7 +547,7 @@ int64_t ledger_count(ledger *l, const char *table)
     if (!st)
         return -1;
     int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
+    release(l, st);
     return n;
 }
 
@@ -519,7 +559,7 @@ char *ledger_delivery_state(ledger *l, const char *batch, int64_t seq)
     bind_text(st, 1, batch);
     sqlite3_bind_int64(st, 2, seq);
     char *r = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
-    sqlite3_finalize(st);
+    release(l, st);
     return r;
 }
 
@@ -542,7 +582,7 @@ int ledger_delivery_set(ledger *l, const char *batch, int64_t seq, const char *s
     bind_text(st, 6, reason);
     sqlite3_bind_int(st, 7, attempts);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(l);
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }
 
@@ -557,6 +597,6 @@ int ledger_delivery_each(ledger *l, const char *batch, ledger_delivery_fn fn, vo
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
         rc = fn(ctx, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
                 (long)sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 3));
-    sqlite3_finalize(st);
+    release(l, st);
     return rc;
 }

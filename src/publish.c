@@ -7,6 +7,16 @@
  * The SHA-256 of the contents is computed while writing, so a .done marker
  * never has to read the files back.
  *
+ * A large file is hashed and written by a background thread, on the
+ * second core, while the caller fills the next buffer: each ofile has two
+ * buffers and at most one of them is with the writer, so its bytes reach
+ * the hash and the file in order and memory stays at two buffers per open
+ * file.  Small files (one buffer or less: the usual one-order batch) never
+ * involve the thread.  The writer also starts the kernel's writeback every
+ * few megabytes (sync_file_range without waiting), so that the fsync of
+ * of_commit/of_finish does not have to push hundreds of megabytes at once;
+ * that call is only a hint, and the fsync stays what makes a file durable.
+ *
  * DIAGNOSTICS
  *	of_open and of_commit put "PATH: what failed: strerror" in err; a
  *	write error (e.g. a full disk) is remembered and reported by of_commit,
@@ -17,23 +27,124 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define OF_BUF 65536
+#define OF_BUF       (256 * 1024)
+#define OF_WRITEBACK (8u << 20) /* start the kernel's writeback every 8 MiB */
 
 struct ofile {
     int fd;
     char *dir, *name, *tmp, *final;
-    char buf[OF_BUF];
+    char *buf[2]; /* the one being filled is buf[cur]; the other may be with the writer */
+    int cur;
     size_t used;
     uint64_t size;
-    int err; /* errno of the first failed write */
+    int err; /* errno of the first failed write (the caller's side) */
     EVP_MD_CTX *md;
     char hex[65];
+    /* shared with the writer thread, under bg.mu */
+    int busy; /* buf[busy_idx] (busy_len bytes) is queued or being written */
+    int busy_idx;
+    size_t busy_len;
+    int bg_err;  /* errno of a failed write in the writer thread */
+    ofile *next; /* writer queue */
+    /* the writer thread's own */
+    uint64_t written, hinted;
 };
+
+/* the background writer: one thread for the process, a FIFO of files with a buffer each */
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t mu;
+    pthread_cond_t work, idle;
+    ofile *head, *tail;
+    int ok; /* the thread runs (else every write happens in the caller) */
+} bg = {PTHREAD_ONCE_INIT,
+        PTHREAD_MUTEX_INITIALIZER,
+        PTHREAD_COND_INITIALIZER,
+        PTHREAD_COND_INITIALIZER,
+        NULL,
+        NULL,
+        0};
+
+/* write_all - write n bytes, retrying short writes and EINTR; 0 or errno */
+static int write_all(int fd, const char *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, p + off, n - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+/* bg_main - hash and write queued buffers, in order */
+static void *bg_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&bg.mu);
+    for (;;) {
+        while (!bg.head)
+            pthread_cond_wait(&bg.work, &bg.mu);
+        ofile *f = bg.head;
+        bg.head = f->next;
+        if (!bg.head)
+            bg.tail = NULL;
+        int failed = f->bg_err;
+        pthread_mutex_unlock(&bg.mu);
+
+        const char *p = f->buf[f->busy_idx];
+        EVP_DigestUpdate(f->md, p, f->busy_len);
+        int e = failed ? 0 : write_all(f->fd, p, f->busy_len);
+        if (!failed && !e) {
+            f->written += f->busy_len;
+            if (f->written - f->hinted >= OF_WRITEBACK) {
+                /* a hint: a failure here shows again, and is reported, at fsync */
+                (void)sync_file_range(f->fd, (off_t)f->hinted, (off_t)(f->written - f->hinted),
+                                      SYNC_FILE_RANGE_WRITE);
+                f->hinted = f->written;
+            }
+        }
+
+        pthread_mutex_lock(&bg.mu);
+        if (e && !f->bg_err)
+            f->bg_err = e;
+        f->busy = 0;
+        pthread_cond_broadcast(&bg.idle);
+    }
+    return NULL;
+}
+
+/* bg_start - the writer thread, started once */
+static void bg_start(void)
+{
+    pthread_t t;
+    bg.ok = thread_start(&t, bg_main, NULL) == 0;
+    if (bg.ok)
+        pthread_detach(t);
+}
+
+/* bg_wait - until f has no buffer with the writer; takes over its error */
+static void bg_wait(ofile *f)
+{
+    if (!bg.ok)
+        return;
+    pthread_mutex_lock(&bg.mu);
+    while (f->busy)
+        pthread_cond_wait(&bg.idle, &bg.mu);
+    if (f->bg_err && !f->err)
+        f->err = f->bg_err;
+    pthread_mutex_unlock(&bg.mu);
+}
 
 ofile *of_open(const char *dir, const char *name, sbuf *err)
 {
@@ -56,25 +167,45 @@ ofile *of_open(const char *dir, const char *name, sbuf *err)
         free(f);
         return NULL;
     }
+    f->buf[0] = xmalloc(OF_BUF);
     f->md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(f->md, EVP_sha256(), NULL);
     return f;
 }
 
-/* flush - write the buffer out, retrying short writes */
-static int flush(ofile *f)
+/* flush - the buffer to the hash and the file: handed to the writer thread while more is
+ * to come (async), in the caller at the end; -1 once a write has failed */
+static int flush(ofile *f, int async)
 {
-    size_t off = 0;
-    EVP_DigestUpdate(f->md, f->buf, f->used);
-    while (off < f->used && !f->err) {
-        ssize_t w = write(f->fd, f->buf + off, f->used - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            f->err = errno;
-            break;
+    if (async) {
+        pthread_once(&bg.once, bg_start);
+        if (bg.ok) {
+            bg_wait(f); /* the other buffer is free again */
+            if (!f->buf[1])
+                f->buf[1] = xmalloc(OF_BUF);
+            pthread_mutex_lock(&bg.mu);
+            f->busy = 1;
+            f->busy_idx = f->cur;
+            f->busy_len = f->used;
+            f->next = NULL;
+            if (bg.tail)
+                bg.tail->next = f;
+            else
+                bg.head = f;
+            bg.tail = f;
+            pthread_cond_signal(&bg.work);
+            pthread_mutex_unlock(&bg.mu);
+            f->cur ^= 1;
+            f->used = 0;
+            return f->err ? -1 : 0;
         }
-        off += (size_t)w;
+    }
+    bg_wait(f);
+    EVP_DigestUpdate(f->md, f->buf[f->cur], f->used);
+    if (!f->err) {
+        int e = write_all(f->fd, f->buf[f->cur], f->used);
+        if (e)
+            f->err = e;
     }
     f->used = 0;
     return f->err ? -1 : 0;
@@ -87,11 +218,11 @@ int of_write(ofile *f, const void *p, size_t n)
     while (n) {
         size_t room = OF_BUF - f->used;
         size_t k = n < room ? n : room;
-        memcpy(f->buf + f->used, s, k);
+        memcpy(f->buf[f->cur] + f->used, s, k);
         f->used += k;
         s += k;
         n -= k;
-        if (f->used == OF_BUF && flush(f) != 0)
+        if (f->used == OF_BUF && flush(f, 1) != 0)
             return -1;
     }
     return f->err ? -1 : 0;
@@ -104,6 +235,9 @@ int of_puts(ofile *f, const char *s)
 
 static void of_release(ofile *f)
 {
+    bg_wait(f);
+    free(f->buf[0]);
+    free(f->buf[1]);
     if (f->md)
         EVP_MD_CTX_free(f->md);
     free(f->tmp);
@@ -116,8 +250,7 @@ static void of_release(ofile *f)
 const char *of_sha256(ofile *f)
 {
     if (!f->hex[0]) {
-        if (f->used)
-            flush(f);
+        flush(f, 0); /* also waits for the writer */
         unsigned char h[32];
         unsigned int hl = 0;
         EVP_DigestFinal_ex(f->md, h, &hl);
@@ -224,6 +357,7 @@ void of_abort(ofile *f)
 {
     if (!f)
         return;
+    bg_wait(f);
     close(f->fd);
     unlink(f->tmp);
     of_release(f);

@@ -13,6 +13,7 @@
 
 typedef struct {
     char **paths;
+    size_t *lens;
     int n, cap;
     int *table; /* slot + 1, 0 = empty */
     int tcap;
@@ -32,7 +33,7 @@ static int pt_find(const pathtab *t, const char *p, size_t n)
     size_t j = hash_bytes(p, n) & (size_t)(t->tcap - 1);
     while (t->table[j]) {
         const char *q = t->paths[t->table[j] - 1];
-        if (strlen(q) == n && memcmp(q, p, n) == 0)
+        if (t->lens[t->table[j] - 1] == n && memcmp(q, p, n) == 0)
             return t->table[j] - 1;
         j = (j + 1) & (size_t)(t->tcap - 1);
     }
@@ -49,7 +50,9 @@ static int pt_add(pathtab *t, const char *p)
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
         t->paths = xrealloc(t->paths, (size_t)t->cap * sizeof *t->paths);
+        t->lens = xrealloc(t->lens, (size_t)t->cap * sizeof *t->lens);
     }
+    t->lens[t->n] = n;
     t->paths[t->n] = xstrdup(p);
     i = t->n++;
     if (t->n * 2 > t->tcap) {
@@ -60,7 +63,7 @@ static int pt_add(pathtab *t, const char *p)
         t->table = xcalloc((size_t)cap, sizeof *t->table);
         t->tcap = cap;
         for (int k = 0; k < t->n; k++) {
-            size_t j = hash_bytes(t->paths[k], strlen(t->paths[k])) & (size_t)(cap - 1);
+            size_t j = hash_bytes(t->paths[k], t->lens[k]) & (size_t)(cap - 1);
             while (t->table[j])
                 j = (j + 1) & (size_t)(cap - 1);
             t->table[j] = k + 1;
@@ -79,6 +82,7 @@ static void pt_free(pathtab *t)
     for (int i = 0; i < t->n; i++)
         free(t->paths[i]);
     free(t->paths);
+    free(t->lens);
     free(t->table);
 }
 

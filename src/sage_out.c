@@ -5,11 +5,20 @@
  * (through libcsv's csv_write, and only for fields that need it: a comma,
  * a double quote, CR or LF), CRLF line ends, UTF-8 without BOM.
  *
- * XML: one document per batch through libxml2's text writer: the output's
- * root element (with the batch id), one record element per record holding
- * each table's rows as elements named after the table, columns as child
- * elements in column order; an empty value is omitted, which the schemas
- * in xsd/ allow for every optional column.
+ * XML: one document per batch: the output's root element (with the batch
+ * id), one record element per record holding each table's rows as elements
+ * named after the table, columns as child elements in column order; an
+ * empty value is omitted, which the schemas in xsd/ allow for every
+ * optional column.  The document is written directly, not through
+ * libxml2's text writer: its layout is fixed (two-space indent, one element
+ * per line, exactly what xmlTextWriter with indentation wrote before), the
+ * tags of every column are prepared once, and escaping follows libxml2's
+ * own rules (xmlEncodeSpecialChars for text, attribute escaping for the
+ * batch id), so that a 200 MB export is not held up by a general-purpose
+ * serializer (bench/RESULTS.md: four fifths of --format both).  Every XML
+ * file the tests write is parsed and validated against its XSD with
+ * libxml2.  Text never carries characters XML 1.0 forbids: the template
+ * rejects such a value first (template.c, fit_column).
  *
  * The .done marker lists every file of the batch in sha256sum format, so
  * "sha256sum -c PREFIX_B.done" checks a batch, and it is published last:
@@ -22,7 +31,6 @@
 #include "sage_out.h"
 
 #include <csv.h>
-#include <libxml/xmlwriter.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,22 +43,15 @@ struct sage_writer {
     int formats;
     ofile **csv; /* per table */
     ofile *xml;
-    xmlTextWriterPtr xw;
-    sbuf cell; /* quoting scratch */
-    sbuf line; /* one CSV row */
+    sbuf **open_tag, **close_tag; /* per table, per column: "      <Col>", "</Col>\n" */
+    sbuf *open_row, *close_row;   /* per table: "    <Table>\n", "    </Table>\n" */
+    sbuf open_rec, close_rec;     /* "  <Record>\n", "  </Record>\n" */
+    sbuf xbuf;                    /* one record's XML */
+    int xml_empty;                /* no record yet: the root closes as <Root .../> */
+    sbuf cell;                    /* quoting scratch */
+    sbuf line;                    /* one CSV row */
     int failed;
 };
-
-static int xml_write_cb(void *ctx, const char *buf, int len)
-{
-    return of_write(ctx, buf, (size_t)len) == 0 ? len : -1;
-}
-
-static int xml_close_cb(void *ctx)
-{
-    (void)ctx;
-    return 0;
-}
 
 /* csv_cell - append one field to the row, quoted only when it must be */
 static void csv_cell(sage_writer *w, const char *p, size_t n)
@@ -98,6 +99,118 @@ static char *file_name(const sage_writer *w, const char *suffix)
     return b.p;
 }
 
+/* xml_text - element text escaped as xmlEncodeSpecialChars does */
+static void xml_text(sbuf *b, const char *p, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *rep;
+        switch (p[i]) {
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\r':
+            rep = "&#13;";
+            break;
+        default:
+            continue;
+        }
+        sbuf_add(b, p + start, i - start);
+        sbuf_adds(b, rep);
+        start = i + 1;
+    }
+    sbuf_add(b, p + start, n - start);
+}
+
+/* xml_attr - attribute value escaped as xmlTextWriter writes it in a UTF-8 document: markup
+ * characters, tab, CR and LF as references, everything else (non-ASCII too) as it is */
+static void xml_attr(sbuf *b, const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+        case '<':
+            sbuf_adds(b, "&lt;");
+            break;
+        case '>':
+            sbuf_adds(b, "&gt;");
+            break;
+        case '&':
+            sbuf_adds(b, "&amp;");
+            break;
+        case '"':
+            sbuf_adds(b, "&quot;");
+            break;
+        case '\n':
+            sbuf_adds(b, "&#10;");
+            break;
+        case '\r':
+            sbuf_adds(b, "&#13;");
+            break;
+        case '\t':
+            sbuf_adds(b, "&#9;");
+            break;
+        default:
+            sbuf_addc(b, *p);
+        }
+    }
+}
+
+/* xml_prepare - every tag of the document, written once */
+static void xml_prepare(sage_writer *w)
+{
+    const tpl_output_desc *o = w->o;
+    sbuf_printf(&w->open_rec, "  <%s>\n", o->xml_record);
+    sbuf_printf(&w->close_rec, "  </%s>\n", o->xml_record);
+    w->open_tag = xcalloc((size_t)o->ntables, sizeof *w->open_tag);
+    w->close_tag = xcalloc((size_t)o->ntables, sizeof *w->close_tag);
+    w->open_row = xcalloc((size_t)o->ntables, sizeof *w->open_row);
+    w->close_row = xcalloc((size_t)o->ntables, sizeof *w->close_row);
+    for (int t = 0; t < o->ntables; t++) {
+        const tpl_table_desc *td = &o->tables[t];
+        sbuf_printf(&w->open_row[t], "    <%s>\n", td->name);
+        sbuf_printf(&w->close_row[t], "    </%s>\n", td->name);
+        w->open_tag[t] = xcalloc((size_t)td->ncols, sizeof **w->open_tag);
+        w->close_tag[t] = xcalloc((size_t)td->ncols, sizeof **w->close_tag);
+        for (int c = 0; c < td->ncols; c++) {
+            sbuf_printf(&w->open_tag[t][c], "      <%s>", td->cols[c]);
+            sbuf_printf(&w->close_tag[t][c], "</%s>\n", td->cols[c]);
+        }
+    }
+}
+
+/* xml_unprepare - free what xml_prepare made */
+static void xml_unprepare(sage_writer *w)
+{
+    const tpl_output_desc *o = w->o;
+    for (int t = 0; w->open_tag && t < o->ntables; t++) {
+        for (int c = 0; c < o->tables[t].ncols; c++) {
+            sbuf_free(&w->open_tag[t][c]);
+            sbuf_free(&w->close_tag[t][c]);
+        }
+        free(w->open_tag[t]);
+        free(w->close_tag[t]);
+        sbuf_free(&w->open_row[t]);
+        sbuf_free(&w->close_row[t]);
+    }
+    free(w->open_tag);
+    free(w->close_tag);
+    free(w->open_row);
+    free(w->close_row);
+    sbuf_free(&w->open_rec);
+    sbuf_free(&w->close_rec);
+    w->open_tag = w->close_tag = NULL;
+    w->open_row = w->close_row = NULL;
+}
+
 sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batch, int formats,
                      sbuf *err)
 {
@@ -129,16 +242,15 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
             sw_abort(w);
             return NULL;
         }
-        xmlOutputBufferPtr ob = xmlOutputBufferCreateIO(xml_write_cb, xml_close_cb, w->xml, NULL);
-        w->xw = xmlNewTextWriter(ob);
-        xmlTextWriterSetIndent(w->xw, 1);
-        xmlTextWriterSetIndentString(w->xw, (const xmlChar *)"  ");
-        if (xmlTextWriterStartDocument(w->xw, NULL, "UTF-8", NULL) < 0 ||
-            xmlTextWriterStartElement(w->xw, (const xmlChar *)o->xml_root) < 0 ||
-            xmlTextWriterWriteAttribute(w->xw, (const xmlChar *)"xmlns",
-                                        (const xmlChar *)o->xml_ns) < 0 ||
-            xmlTextWriterWriteAttribute(w->xw, (const xmlChar *)"batch", (const xmlChar *)batch) <
-                0) {
+        xml_prepare(w);
+        sbuf_printf(&w->xbuf, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%s xmlns=\"",
+                    o->xml_root);
+        xml_attr(&w->xbuf, o->xml_ns);
+        sbuf_adds(&w->xbuf, "\" batch=\"");
+        xml_attr(&w->xbuf, batch);
+        sbuf_addc(&w->xbuf, '"');
+        w->xml_empty = 1;
+        if (of_write(w->xml, w->xbuf.p, w->xbuf.len) != 0) {
             sbuf_printf(err, "%s/%s: cannot write the XML file", dir, of_name(w->xml));
             sw_abort(w);
             return NULL;
@@ -150,31 +262,39 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
 static int xml_rows(sage_writer *w, const tpl_result *res)
 {
     const tpl_output_desc *o = w->o;
-    xmlTextWriterPtr x = w->xw;
-    if (xmlTextWriterStartElement(x, (const xmlChar *)o->xml_record) < 0)
-        return -1;
+    sbuf *b = &w->xbuf;
+    sbuf_reset(b);
+    if (w->xml_empty) {
+        sbuf_add(b, ">\n", 2);
+        w->xml_empty = 0;
+    }
+    sbuf_add(b, w->open_rec.p, w->open_rec.len);
     for (int t = 0; t < o->ntables; t++) {
         const tpl_table_desc *td = &o->tables[t];
         for (size_t r = 0; r < res->nrows[t]; r++) {
             const tval *row = &res->rows[t][r * (size_t)td->ncols];
-            if (xmlTextWriterStartElement(x, (const xmlChar *)td->name) < 0)
-                return -1;
+            int any = 0;
+            for (int c = 0; c < td->ncols && !any; c++)
+                any = row[c].n != 0;
+            if (!any) { /* what xmlTextWriter writes for an element without content */
+                sbuf_add(b, w->open_row[t].p, w->open_row[t].len - 2);
+                sbuf_add(b, "/>\n", 3);
+                continue;
+            }
+            sbuf_add(b, w->open_row[t].p, w->open_row[t].len);
             for (int c = 0; c < td->ncols; c++) {
                 if (!row[c].n)
                     continue;
-                /* values are NUL-terminated in the result arena or the record */
-                char *v = strndup(row[c].p, row[c].n);
-                int rc =
-                    xmlTextWriterWriteElement(x, (const xmlChar *)td->cols[c], (const xmlChar *)v);
-                free(v);
-                if (rc < 0)
-                    return -1;
+                const sbuf *o1 = &w->open_tag[t][c], *c1 = &w->close_tag[t][c];
+                sbuf_add(b, o1->p, o1->len);
+                xml_text(b, row[c].p, row[c].n);
+                sbuf_add(b, c1->p, c1->len);
             }
-            if (xmlTextWriterEndElement(x) < 0)
-                return -1;
+            sbuf_add(b, w->close_row[t].p, w->close_row[t].len);
         }
     }
-    return xmlTextWriterEndElement(x) < 0 ? -1 : 0;
+    sbuf_add(b, w->close_rec.p, w->close_rec.len);
+    return of_write(w->xml, b->p, b->len);
 }
 
 int sw_record(sage_writer *w, const tpl_result *res, sbuf *err)
@@ -192,7 +312,7 @@ int sw_record(sage_writer *w, const tpl_result *res, sbuf *err)
                 sbuf_printf(err, "%s/%s: write failed", w->dir, of_name(w->csv[t]));
                 return -1;
             }
-    if (w->xw && xml_rows(w, res) != 0) {
+    if (w->xml && xml_rows(w, res) != 0) {
         sbuf_printf(err, "%s/%s: write failed", w->dir, of_name(w->xml));
         return -1;
     }
@@ -204,14 +324,17 @@ int sw_close(sage_writer *w, pub_file *files, int *nfiles, sbuf *err)
     const tpl_output_desc *o = w->o;
     int rc = 0;
     *nfiles = 0;
-    if (w->xw) {
-        if (xmlTextWriterEndDocument(w->xw) < 0 || xmlTextWriterFlush(w->xw) < 0) {
+    if (w->xml) {
+        sbuf_reset(&w->xbuf);
+        if (w->xml_empty)
+            sbuf_add(&w->xbuf, "/>\n", 3);
+        else
+            sbuf_printf(&w->xbuf, "</%s>\n", o->xml_root);
+        if (of_write(w->xml, w->xbuf.p, w->xbuf.len) != 0) {
             sbuf_printf(err, "%s/%s: write failed", w->dir, of_name(w->xml));
             sw_abort(w);
             return -1;
         }
-        xmlFreeTextWriter(w->xw);
-        w->xw = NULL;
     }
     for (int t = 0; t < o->ntables && rc == 0; t++)
         if (w->csv[t] && *nfiles < SW_MAX_FILES) {
@@ -251,8 +374,8 @@ void sw_abort(sage_writer *w)
 {
     if (!w)
         return;
-    if (w->xw)
-        xmlFreeTextWriter(w->xw);
+    xml_unprepare(w);
+    sbuf_free(&w->xbuf);
     for (int t = 0; t < w->o->ntables; t++)
         of_abort(w->csv[t]);
     of_abort(w->xml);

@@ -104,6 +104,11 @@ struct spool {
     const char *replay_of; /* set while a replay runs through process_claimed */
     bool force;            /* replay --force-republish */
     uint64_t processed;
+    long archive_level; /* zlib level of archives */
+    /* the archive of the batch being converted, started with its input (archive_batch
+     * adds the rest): compressing the input overlaps the conversion */
+    arc_writer *arc;
+    char *arc_batch;
 };
 
 /* path_join - "a/b" (malloc'ed) */
@@ -161,8 +166,10 @@ static const char conf_template[] =
     "# skip: publish the good records, list the bad ones in error/NAME.rejects.json;\n"
     "# reject_file: any bad record sends the whole file to error/\n"
     "on_record_error = skip\n"
-    "# csv, xml or both\n"
-    "formats = both\n"
+    "# csv (what Sage's Data Import Manager reads), xml or both\n"
+    "formats = csv\n"
+    "# zlib level of archive/… (1 fastest .. 9 smallest)\n"
+    "archive_level = 1\n"
     "# manual: batches for Clarity wait in out/clarity for `sagebridge deliver`;\n"
     "# auto: run delivers them as it goes\n"
     "deliver = manual\n"
@@ -289,12 +296,15 @@ static int load_settings(spool *s, sbuf *err)
         setting_long(s, "incomplete_timeout_s", 300, 0, 604800, &s->incomplete_s, err) ||
         setting_long(s, "rescan_s", 30, 1, 86400, &s->rescan_s, err) ||
         setting_long(s, "poll_ms", 1000, 10, 3600000, &s->poll_ms, err) ||
+        setting_long(s, "archive_level", ARC_LEVEL_DEFAULT, 1, 9, &s->archive_level, err) ||
         setting_choice(s, "watch", "inotify", "poll", &s->poll_mode, err) ||
         setting_choice(s, "done_marker", "no", "yes", &s->done_marker, err) ||
         setting_choice(s, "on_record_error", "skip", "reject_file", &s->reject_file, err) ||
         setting_choice(s, "deliver", "manual", "auto", &s->deliver_auto, err))
         return -1;
-    const char *f = cfg_get_default(s->cfg, "spool", "formats", "both");
+    /* CSV alone by default: the form Sage's import reads (reference/sage500.md §12); the XML
+     * form doubles the work and the archive for a reader nobody has confirmed */
+    const char *f = cfg_get_default(s->cfg, "spool", "formats", "csv");
     s->formats = !strcmp(f, "csv")    ? SW_CSV
                  : !strcmp(f, "xml")  ? SW_XML
                  : !strcmp(f, "both") ? SW_CSV | SW_XML
@@ -412,6 +422,8 @@ void spool_close(spool *s)
 {
     if (!s)
         return;
+    arc_abort(s->arc);
+    free(s->arc_batch);
     ledger_close(s->led);
     tpl_set_free(s->tpl);
     cfg_free(s->cfg);
@@ -905,6 +917,33 @@ static int publish(spool *s, batch_row *b, const pub_file *f, int n)
     return rc;
 }
 
+/* arc_drop - forget the archive started at conversion, if it was not used */
+static void arc_drop(spool *s)
+{
+    arc_abort(s->arc);
+    s->arc = NULL;
+    free(s->arc_batch);
+    s->arc_batch = NULL;
+}
+
+/* arc_start - begin the batch's archive with its input, compressed in the background while
+ * the input is converted (under the write lock: no recovery sweeps the temporary meanwhile;
+ * afterwards the batch is unfinished in the ledger, and sweeps keep its temporaries).  A
+ * failure here only costs the overlap: archive_batch starts over and reports it. */
+static void arc_start(spool *s, const char *id, time_t claimed, const char *name, const char *path)
+{
+    arc_drop(s);
+    sbuf err = {0}, member = {0};
+    sbuf_printf(&member, "input/%s", name);
+    s->arc = arc_begin(s->archive, id, claimed, claimed, (int)s->archive_level, &err);
+    if (s->arc && arc_add_bg(s->arc, member.p, path, &err) != 0)
+        arc_drop(s);
+    if (s->arc)
+        s->arc_batch = xstrdup(id);
+    sbuf_free(&err);
+    sbuf_free(&member);
+}
+
 /* archive_batch - step 5, under the ledger's write lock so that the chain has one head */
 static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
 {
@@ -973,7 +1012,26 @@ static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
         claimed = timegm(&tm);
     char *rel = NULL;
     sbuf err = {0};
-    int rc = archive_write(s->archive, b->id, claimed, claimed, m, k, &rel, &err);
+    int first = 0; /* members already in the archive */
+    arc_writer *w = NULL;
+    if (s->arc && s->arc_batch && strcmp(s->arc_batch, b->id) == 0) {
+        w = s->arc; /* started at conversion, with the input in it */
+        first = 1;
+    } else {
+        arc_drop(s);
+        w = arc_begin(s->archive, b->id, claimed, claimed, (int)s->archive_level, &err);
+    }
+    s->arc = NULL;
+    int rc = w ? 0 : -1;
+    for (int i = first; rc == 0 && i < k; i++)
+        if (arc_add(w, &m[i], &err) != 0) {
+            arc_abort(w);
+            w = NULL;
+            rc = -1;
+        }
+    if (w)
+        rc = arc_commit(w, &rel, &err);
+    arc_drop(s);
     if (rc == 0)
         fault("after-archive-written");
     char msha[65] = "";
@@ -1219,15 +1277,17 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
     sbuf why = {0};
     const template *t = convert_sniff(s->tpl, NULL, path, &why);
     const char *kind = t ? tpl_kind(t) : "unknown";
-    char *id = batch_id(s, claimed, kind, sha);
+    char *id = NULL;
     int result = DONE_OK;
     if (ledger_begin(s->led) != 0) {
-        log_event(LOG_LVL_ERROR, id, name, "ledger-failed", "error=%s",
+        log_event(LOG_LVL_ERROR, NULL, name, "ledger-failed", "error=%s",
                   log_q(ledger_error(s->led)));
         worst(s, EX_IOERR);
         result = DONE_SKIP;
         goto out;
     }
+    /* chosen under the write lock: another instance may be taking an id of this second */
+    id = batch_id(s, claimed, kind, sha);
     char *dup = s->replay_of ? NULL : ledger_seen_sha(s->led, sha); /* a replay is asked for */
     batch_row b = {.id = id,
                    .kind = xstrdup(kind),
@@ -1245,6 +1305,8 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
         if (ledger_batch_insert(s->led, &b) != 0 ||
             ledger_file_seen(s->led, sha, name, st.st_size, "duplicate", id) != 0 ||
             ledger_commit(s->led) != 0) {
+            log_event(LOG_LVL_ERROR, id, name, "ledger-failed", "error=%s",
+                      log_q(ledger_error(s->led)));
             ledger_rollback(s->led);
             worst(s, EX_IOERR);
             result = DONE_SKIP;
@@ -1274,6 +1336,7 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
                       .accept = hook_accept,
                       .accept_ctx = &hc};
     convert_stats cs;
+    arc_start(s, id, claimed, name, path);
     int rc = convert_file(&o, path, &cs);
     fault("after-convert");
     bool young = time(NULL) - st.st_mtime < s->incomplete_s;
@@ -1373,6 +1436,7 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
     batch_row_free(&b);
     sbuf_free(&rname);
 out:
+    arc_drop(s); /* not archived (waiting, rejected, failed): its temporary goes */
     sbuf_free(&why);
     free(id);
     free(path);
@@ -1457,8 +1521,9 @@ static void sweep_temps(spool *s, const char *dir, char **keep, int nkeep)
     (void)s;
 }
 
-/* sweep_archive_temps - archive/YYYY/MM/DD/.ID.tar.gz.sbtmp: never committed */
-static void sweep_archive_temps(spool *s)
+/* sweep_archive_temps - archive/YYYY/MM/DD/.ID.tar.gz.sbtmp: never committed (unless the
+ * batch is unfinished: another instance may be writing it, see arc_start) */
+static void sweep_archive_temps(spool *s, char **keep, int nkeep)
 {
     DIR *y = opendir(s->archive);
     if (!y)
@@ -1480,7 +1545,7 @@ static void sweep_archive_temps(spool *s)
                 if (ed->d_name[0] == '.')
                     continue;
                 char *dp = path_join(mp, ed->d_name);
-                sweep_temps(s, dp, NULL, 0);
+                sweep_temps(s, dp, keep, nkeep);
                 free(dp);
             }
             if (dd)
@@ -1558,7 +1623,7 @@ static void recover(spool *s)
         sweep_temps(s, s->out_sage, ids, n);
         sweep_temps(s, s->out_clarity, ids, n);
         sweep_temps(s, s->error, NULL, 0);
-        sweep_archive_temps(s);
+        sweep_archive_temps(s, ids, n);
         ledger_commit(s->led);
     }
     repair_chain_file(s);
@@ -1780,6 +1845,7 @@ static void reload(spool *s)
         s->incomplete_s = trial.incomplete_s;
         s->rescan_s = trial.rescan_s;
         s->poll_ms = trial.poll_ms;
+        s->archive_level = trial.archive_level;
         s->poll_mode = trial.poll_mode;
         s->done_marker = trial.done_marker;
         s->reject_file = trial.reject_file;

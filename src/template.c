@@ -40,6 +40,7 @@
 #include "decimal.h"
 #include "digest.h"
 #include "lookup.h"
+#include "seen.h"
 
 #define TPL_NS "urn:sagebridge:template:1"
 
@@ -218,12 +219,15 @@ struct tpl_run {
     template *t;
     const tpl_hooks *hooks;
     uint64_t *counters;
-    hset *hsets; /* per check with <unique> */
-    hset *uniq;  /* per unique column */
+    seen **hsets; /* per check with <unique> */
+    seen **uniq;  /* per unique column */
     tval *var_val;
     bool *var_done;
+    decimal *var_dec; /* a variable's value as a decimal, once asked for */
+    bool *var_dec_done;
     uint64_t *pending; /* values of unique checks and columns of the current record */
-    hset **pending_set;
+    seen **pending_set;
+    sbuf seen_err; /* what the on-disk part of a duplicate check said */
     int npending, cap_pending;
 };
 
@@ -407,11 +411,13 @@ static node *compile(template *t, xmlNodePtr x, int group)
         n->s = attr(x, "value");
         if (!n->s)
             n->s = text_of(x);
+        n->slen = strlen(n->s);
     } else if (is(x, "setting")) {
         n->t = N_CONST;
         a = attr(x, "name");
         const char *v = setting_value(t, x, a);
         n->s = xstrdup(v ? v : "");
+        n->slen = strlen(n->s);
         if (!v)
             ok = -1;
     } else if (is(x, "var")) {
@@ -1393,12 +1399,56 @@ static const node *source_node(const node *n)
     return n && (n->t == N_FIELD || n->t == N_ITEM) ? n : NULL;
 }
 
-/* eval_dec - evaluate as a decimal; an empty value is 0 */
-static int eval_dec(node *n, ectx *c, decimal *d)
+static int eval_dec(node *n, ectx *c, decimal *d);
+
+/* arith_dec - add, sub, mul, neg and sum computed as decimals: an expression of several
+ * of them is never formatted and parsed again between its steps */
+static int arith_dec(node *n, ectx *c, decimal *out)
 {
-    tval v;
-    if (eval(n, c, &v) != 0)
-        return -1;
+    decimal acc, d;
+    switch (n->t) {
+    case N_NEG:
+        if (eval_dec(n->kids[0], c, &acc) != 0)
+            return -1;
+        *out = dec_neg(acc);
+        return 0;
+    case N_SUM: {
+        size_t saved = c->item, ni = record_nitems(c->rec, n->group);
+        acc = (decimal){0, 0};
+        for (size_t i = 0; i < ni; i++) {
+            c->item = i;
+            if (eval_dec(n->kids[0], c, &d) != 0)
+                return -1;
+            if (dec_add(acc, d, &acc) != DEC_OK)
+                return efail(c, source_node(n->kids[0]), "BAD_NUMBER", "sum overflows");
+        }
+        c->item = saved;
+        *out = acc;
+        return 0;
+    }
+    default: /* N_ADD, N_SUB, N_MUL */
+        if (eval_dec(n->kids[0], c, &acc) != 0)
+            return -1;
+        for (int i = 1; i < n->nkids; i++) {
+            if (eval_dec(n->kids[i], c, &d) != 0)
+                return -1;
+            dec_status st = n->t == N_ADD   ? dec_add(acc, d, &acc)
+                            : n->t == N_SUB ? dec_sub(acc, d, &acc)
+                                            : dec_mul(acc, d, &acc);
+            if (st != DEC_OK)
+                return efail(c, source_node(n->kids[i]), "BAD_NUMBER", "arithmetic overflow: %s",
+                             dec_strerror(st));
+        }
+        *out = acc;
+        return 0;
+    }
+}
+
+static int eval_var(ectx *c, int i, tval *out);
+
+/* parse_dec - a value's text as a decimal (empty is 0); n names the source in a message */
+static int parse_dec(node *n, ectx *c, tval v, decimal *d)
+{
     if (v.n == 0) {
         *d = (decimal){0, 0};
         return 0;
@@ -1415,6 +1465,43 @@ static int eval_dec(node *n, ectx *c, decimal *d)
     return 0;
 }
 
+/* eval_dec - evaluate as a decimal; an empty value is 0 */
+static int eval_dec(node *n, ectx *c, decimal *d)
+{
+    switch (n->t) {
+    case N_ADD:
+    case N_SUB:
+    case N_MUL:
+    case N_NEG:
+    case N_SUM:
+        return arith_dec(n, c, d);
+    case N_VAR: { /* a variable's value as a decimal is kept too: totals and checks reuse it */
+        tpl_run *r = c->run;
+        int i = n->i1;
+        if (!r->var_dec_done[i]) {
+            if (r->var_done[i]) {
+                if (parse_dec(r->t->lets[i].expr, c, r->var_val[i], &r->var_dec[i]) != 0)
+                    return -1;
+            } else {
+                size_t item = c->item;
+                if (eval_dec(r->t->lets[i].expr, c, &r->var_dec[i]) != 0)
+                    return -1;
+                c->item = item;
+            }
+            r->var_dec_done[i] = true;
+        }
+        *d = r->var_dec[i];
+        return 0;
+    }
+    default: {
+        tval v;
+        if (eval(n, c, &v) != 0)
+            return -1;
+        return parse_dec(n, c, v, d);
+    }
+    }
+}
+
 static tval dec_text(ectx *c, decimal d)
 {
     char buf[DEC_TEXT_MAX];
@@ -1425,6 +1512,19 @@ static tval dec_text(ectx *c, decimal d)
 static bool is_space(char ch)
 {
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+/* digits_at - exactly k ASCII digits at p (no sign, no blank) */
+static int digits_at(const char *p, int k, int *v)
+{
+    int x = 0;
+    for (int i = 0; i < k; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        x = x * 10 + (p[i] - '0');
+    }
+    *v = x;
+    return 0;
 }
 
 /* parse_iso - ISO 8601 date or date-time; has_time/has_off tell what was there */
@@ -1439,17 +1539,17 @@ static int parse_iso(const char *s, size_t n, struct tm *tm, int *off_min, int *
     memset(tm, 0, sizeof *tm);
     *off_min = 0;
     *has_time = *has_off = 0;
-    int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;
-    if (sscanf(buf, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    if (n < 10 || digits_at(buf, 4, &y) || buf[4] != '-' || digits_at(buf + 5, 2, &mo) ||
+        buf[7] != '-' || digits_at(buf + 8, 2, &d))
         return -1;
     const char *p = buf + 10;
     if (*p == 'T' || *p == ' ') {
-        int u2 = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &u2) != 2 || u2 != 5)
+        if (digits_at(p + 1, 2, &h) || p[3] != ':' || digits_at(p + 4, 2, &mi))
             return -1;
-        p += 1 + u2;
+        p += 6;
         if (*p == ':') {
-            if (sscanf(p + 1, "%2d%n", &sec, &u2) != 1 || u2 != 2)
+            if (digits_at(p + 1, 2, &sec))
                 return -1;
             p += 3;
             if (*p == '.' || *p == ',') {
@@ -1465,13 +1565,13 @@ static int parse_iso(const char *s, size_t n, struct tm *tm, int *off_min, int *
         } else if (*p == '+' || *p == '-') {
             int sign = *p == '-' ? -1 : 1, oh = 0, om = 0;
             p++;
-            if (sscanf(p, "%2d%n", &oh, &u2) != 1 || u2 != 2)
+            if (digits_at(p, 2, &oh))
                 return -1;
             p += 2;
             if (*p == ':')
                 p++;
             if (*p >= '0' && *p <= '9') {
-                if (sscanf(p, "%2d%n", &om, &u2) != 1 || u2 != 2)
+                if (digits_at(p, 2, &om))
                     return -1;
                 p += 2;
             }
@@ -1609,7 +1709,7 @@ static int eval(node *n, ectx *c, tval *out)
         return 0;
     }
     case N_CONST:
-        *out = (tval){n->s, strlen(n->s)};
+        *out = (tval){n->s, n->slen};
         return 0;
     case N_VAR:
         return eval_var(c, n->i1, out);
@@ -1723,7 +1823,7 @@ static int eval(node *n, ectx *c, tval *out)
             return 0;
         }
         decimal d;
-        if (eval_dec(n->kids[0], c, &d) != 0)
+        if (parse_dec(n->kids[0], c, v, &d) != 0)
             return -1;
         char buf[DEC_TEXT_MAX];
         size_t len = dec_format(d, n->i1, n->flag, buf, sizeof buf);
@@ -1732,41 +1832,12 @@ static int eval(node *n, ectx *c, tval *out)
     }
     case N_ADD:
     case N_SUB:
-    case N_MUL: {
-        decimal acc, d;
-        if (eval_dec(n->kids[0], c, &acc) != 0)
-            return -1;
-        for (int i = 1; i < n->nkids; i++) {
-            if (eval_dec(n->kids[i], c, &d) != 0)
-                return -1;
-            dec_status st = n->t == N_ADD   ? dec_add(acc, d, &acc)
-                            : n->t == N_SUB ? dec_sub(acc, d, &acc)
-                                            : dec_mul(acc, d, &acc);
-            if (st != DEC_OK)
-                return efail(c, source_node(n->kids[i]), "BAD_NUMBER", "arithmetic overflow: %s",
-                             dec_strerror(st));
-        }
-        *out = dec_text(c, acc);
-        return 0;
-    }
-    case N_NEG: {
-        decimal d;
-        if (eval_dec(n->kids[0], c, &d) != 0)
-            return -1;
-        *out = dec_text(c, dec_neg(d));
-        return 0;
-    }
+    case N_MUL:
+    case N_NEG:
     case N_SUM: {
-        decimal acc = {0, 0}, d;
-        size_t saved = c->item, ni = record_nitems(c->rec, n->group);
-        for (size_t i = 0; i < ni; i++) {
-            c->item = i;
-            if (eval_dec(n->kids[0], c, &d) != 0)
-                return -1;
-            if (dec_add(acc, d, &acc) != DEC_OK)
-                return efail(c, source_node(n->kids[0]), "BAD_NUMBER", "sum overflows");
-        }
-        c->item = saved;
+        decimal acc;
+        if (arith_dec(n, c, &acc) != 0)
+            return -1;
         *out = dec_text(c, acc);
         return 0;
     }
@@ -1832,7 +1903,7 @@ static int eval(node *n, ectx *c, tval *out)
 }
 
 /* add_pending - remember a value to add to a set once the record is accepted */
-static void add_pending(tpl_run *r, hset *set, uint64_t h)
+static void add_pending(tpl_run *r, seen *set, uint64_t h)
 {
     if (r->npending == r->cap_pending) {
         r->cap_pending = r->cap_pending ? r->cap_pending * 2 : 8;
@@ -1896,9 +1967,12 @@ static int eval_cond(node *n, ectx *c)
         if (v.n == 0)
             return 1;
         uint64_t h = hash_bytes(v.p, v.n);
-        if (hset_has(&c->run->hsets[n->i2], h))
+        int was = seen_has(c->run->hsets[n->i2], h, &c->run->seen_err);
+        if (was < 0)
+            return efail(c, NULL, "TEMPORARY_STORAGE", "%s", sbuf_str(&c->run->seen_err));
+        if (was)
             return 0;
-        add_pending(c->run, &c->run->hsets[n->i2], h); /* kept only if the record is */
+        add_pending(c->run, c->run->hsets[n->i2], h); /* kept only if the record is */
         return 1;
     }
     case C_MIN_ITEMS:
@@ -1915,8 +1989,17 @@ tpl_run *tpl_run_new(template *t)
     r->counters = xcalloc((size_t)t->ncounters + 1, sizeof *r->counters);
     r->hsets = xcalloc((size_t)t->nhsets + 1, sizeof *r->hsets);
     r->uniq = xcalloc((size_t)t->nuniq + 1, sizeof *r->uniq);
+    /* SAGEBRIDGE_SEEN_MEM: a test hook, so that a small file exercises the on-disk part */
+    const char *sm = getenv("SAGEBRIDGE_SEEN_MEM");
+    size_t mem = sm && atol(sm) > 0 ? (size_t)atol(sm) : SEEN_MEM_DEFAULT;
+    for (int i = 0; i < t->nhsets; i++)
+        r->hsets[i] = seen_new(mem);
+    for (int i = 0; i < t->nuniq; i++)
+        r->uniq[i] = seen_new(mem);
     r->var_val = xcalloc((size_t)t->nlets + 1, sizeof *r->var_val);
     r->var_done = xcalloc((size_t)t->nlets + 1, sizeof *r->var_done);
+    r->var_dec = xcalloc((size_t)t->nlets + 1, sizeof *r->var_dec);
+    r->var_dec_done = xcalloc((size_t)t->nlets + 1, sizeof *r->var_dec_done);
     return r;
 }
 
@@ -1930,14 +2013,17 @@ void tpl_run_free(tpl_run *r)
     if (!r)
         return;
     for (int i = 0; i < r->t->nhsets; i++)
-        hset_free(&r->hsets[i]);
+        seen_free(r->hsets[i]);
     for (int i = 0; i < r->t->nuniq; i++)
-        hset_free(&r->uniq[i]);
+        seen_free(r->uniq[i]);
+    sbuf_free(&r->seen_err);
     free(r->hsets);
     free(r->uniq);
     free(r->counters);
     free(r->var_val);
     free(r->var_done);
+    free(r->var_dec);
+    free(r->var_dec_done);
     free(r->pending);
     free(r->pending_set);
     free(r);
@@ -1979,10 +2065,25 @@ static int reject(ectx *c, const char *field_dflt)
     return 1;
 }
 
-/* fit_column - apply max length; 0 ok, 1 too long (error set unless cut) */
+/* fit_column - apply max length; 0 ok, 1 too long (error set unless cut) or a character
+ * that a Sage import file cannot carry (a control character: the XML form could not be
+ * parsed, and no Sage column wants one) */
 static int fit_column(ectx *c, const column *col, tval *v, bool quiet)
 {
-    if (!col->max)
+    size_t bad = v->n ? xml_forbidden(v->p, v->n) : 0;
+    if (bad < v->n) {
+        if (!quiet) {
+            c->code = "BAD_CHARACTER";
+            snprintf(c->field, sizeof c->field, "%s", col->name);
+            unsigned char ch = (unsigned char)v->p[bad];
+            snprintf(c->msg, sizeof c->msg,
+                     "%s holds the control character U+%04X at byte %zu, which a Sage import file "
+                     "cannot carry: remove it at the source",
+                     col->name, ch < 0x20 ? ch : (unsigned)(0xFFFE + (v->p[bad + 2] & 1)), bad + 1);
+        }
+        return 1;
+    }
+    if (!col->max || v->n <= (size_t)col->max) /* never more characters than bytes */
         return 0;
     size_t chars = utf8_count(v->p, v->n);
     if (chars <= (size_t)col->max)
@@ -2017,18 +2118,26 @@ static int eval_column(ectx *c, const column *col, tval *v)
             return 0;
         if (!col->fallback)
             return -1;
-    } else if (v->n && fit_column(c, col, v, col->fallback != NULL) == 0 &&
-               !hset_has(&c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n)) &&
-               !(c->run->hooks && c->run->hooks->used &&
-                 c->run->hooks->used(c->run->hooks->ctx, col->name, v->p, v->n))) {
-        goto unique_ok;
-    } else if (!col->fallback) {
-        if (!v->n)
-            return efail(c, NULL, "MISSING_FIELD", "%s is empty", col->name);
-        if (c->code && strcmp(c->code, "TOO_LONG") == 0)
-            return -1; /* set by fit_column */
-        return efail(c, NULL, "DUPLICATE_KEY", "%s %.*s is already used by an earlier record",
-                     col->name, (int)v->n, v->p);
+    } else {
+        int fits = v->n && fit_column(c, col, v, col->fallback != NULL) == 0, taken = 0;
+        if (fits) {
+            const tpl_hooks *h = c->run->hooks;
+            taken = seen_has(c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n), &c->run->seen_err);
+            if (taken < 0)
+                return efail(c, NULL, "TEMPORARY_STORAGE", "%s", sbuf_str(&c->run->seen_err));
+            if (!taken && h && h->used && h->used(h->ctx, col->name, v->p, v->n))
+                taken = 1;
+        }
+        if (fits && !taken)
+            goto unique_ok;
+        if (!col->fallback) {
+            if (!v->n)
+                return efail(c, NULL, "MISSING_FIELD", "%s is empty", col->name);
+            if (c->code)
+                return -1; /* set by fit_column */
+            return efail(c, NULL, "DUPLICATE_KEY", "%s %.*s is already used by an earlier record",
+                         col->name, (int)v->n, v->p);
+        }
     }
     if (eval(col->fallback, c, v) != 0)
         return -1;
@@ -2037,7 +2146,7 @@ static int eval_column(ectx *c, const column *col, tval *v)
     if (!col->unique)
         return 0;
 unique_ok:
-    add_pending(c->run, &c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n));
+    add_pending(c->run, c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n));
     return 0;
 }
 
@@ -2150,6 +2259,7 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
     res->nerrors = res->nwarnings = 0;
     memset(res->nrows, 0, (size_t)t->ntables * sizeof *res->nrows);
     memset(r->var_done, 0, (size_t)t->nlets * sizeof *r->var_done);
+    memset(r->var_dec_done, 0, (size_t)t->nlets * sizeof *r->var_dec_done);
     r->npending = 0;
     ectx c = {.run = r, .rec = rec, .res = res};
 
@@ -2259,10 +2369,13 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
     }
     for (int i = 0; i < t->ntotals; i++) {
         c.field[0] = '\0';
-        if (eval(t->totals[i], &c, &res->totals[i]) != 0)
+        if (eval_dec(t->totals[i], &c, &res->totals[i]) != 0)
             return reject(&c, t->total_names[i]);
     }
     for (int i = 0; i < r->npending; i++)
-        hset_add(r->pending_set[i], r->pending[i]);
+        if (seen_add(r->pending_set[i], r->pending[i], &r->seen_err) < 0) {
+            efail(&c, NULL, "TEMPORARY_STORAGE", "%s", sbuf_str(&r->seen_err));
+            return reject(&c, "");
+        }
     return 0;
 }

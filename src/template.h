@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "decimal.h"
 #include "record.h"
 #include "util.h"
 
@@ -68,7 +69,7 @@ typedef struct {
     tval key;         /* business key (e.g. orderId), may be empty */
     tval key_ref;     /* the output value the key maps to (<key column=…>, e.g. TranNo) */
     tval currency;    /* of the control totals */
-    tval *totals;     /* one value per tpl_output_desc.total_names */
+    decimal *totals;  /* one value per tpl_output_desc.total_names (empty counts as 0) */
     tval *op_json;    /* per operation: the body (or the collected item) as JSON text */
     tval *op_resolve; /* per operation: JSON object of placeholders to resolve, "" if none */
     tval *op_item;    /* grouped operations: this record's <lines> item */

@@ -8,6 +8,9 @@
  */
 #include "util.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,22 +71,6 @@ void sbuf_grow(sbuf *b, size_t extra)
         cap *= 2;
     b->p = xrealloc(b->p, cap);
     b->cap = cap;
-}
-
-void sbuf_add(sbuf *b, const void *data, size_t n)
-{
-    sbuf_grow(b, n);
-    if (n)
-        memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void sbuf_addc(sbuf *b, char c)
-{
-    sbuf_grow(b, 1);
-    b->p[b->len++] = c;
-    b->p[b->len] = '\0';
 }
 
 void sbuf_adds(sbuf *b, const char *s)
@@ -178,14 +165,31 @@ void arena_free(arena *a)
 /* hash_bytes - FNV-1a, 64 bit, then a final mix so that low bits are usable */
 uint64_t hash_bytes(const void *p, size_t n)
 {
+    /* eight bytes per step (keys and paths are mostly 8 to 40 bytes), then a final mix;
+     * only ever kept in memory, so it may change between releases */
     const unsigned char *s = p;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211ULL;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
+    while (n >= 8) {
+        uint64_t k;
+        memcpy(&k, s, 8);
+        k *= 0x87c37b91114253d5ULL;
+        k ^= k >> 31;
+        h = (h ^ k) * 0x4cf5ad432745937fULL;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t k = 0;
+        memcpy(&k, s, n);
+        k *= 0x87c37b91114253d5ULL;
+        k ^= k >> 31;
+        h = (h ^ k) * 0x4cf5ad432745937fULL;
     }
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     return h;
 }
@@ -218,11 +222,46 @@ size_t utf8_count(const char *s, size_t n)
     return c;
 }
 
+/* xml_forbidden - offset of the first character XML 1.0 cannot carry (a C0 control other
+ * than tab, LF and CR; U+FFFE; U+FFFF), or n when there is none */
+size_t xml_forbidden(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    /* eight bytes at a time while none is below 0x20 or is 0xEF (the start of U+FFFE/F) */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, e;
+        memcpy(&w, s + i, 8);
+        e = w ^ 0xEFEFEFEFEFEFEFEFULL;
+        if ((((w - 0x2020202020202020ULL) & ~w) | ((e - 0x0101010101010101ULL) & ~e)) &
+            0x8080808080808080ULL)
+            break;
+    }
+    for (; i < n; i++) {
+        unsigned char c = s[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return i;
+        if (c == 0xEF && i + 2 < n && s[i + 1] == 0xBF && (s[i + 2] == 0xBE || s[i + 2] == 0xBF))
+            return i;
+    }
+    return n;
+}
+
 /* utf8_valid - well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */
 bool utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str, *e = s + n;
     while (s < e) {
+        /* most text is ASCII: eight bytes at a time while it is */
+        while (e - s >= 8) {
+            uint64_t w;
+            memcpy(&w, s, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            s += 8;
+        }
+        if (s == e)
+            break;
         unsigned char c = *s;
         if (c < 0x80) {
             s++;
@@ -318,4 +357,16 @@ void hset_free(hset *s)
     free(s->slots);
     s->slots = NULL;
     s->n = s->cap = 0;
+}
+
+/* thread_start - a thread that receives no signals: they stay with the main thread, whose
+ * signalfd, poll and sigaction handlers expect them */
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }

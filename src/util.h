@@ -5,9 +5,11 @@
 #ifndef SAGEBRIDGE_UTIL_H
 #define SAGEBRIDGE_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* sbuf - growable byte buffer; p is NUL-terminated whenever len > 0 */
 typedef struct {
@@ -16,8 +18,25 @@ typedef struct {
 } sbuf;
 
 void sbuf_grow(sbuf *b, size_t extra);
-void sbuf_add(sbuf *b, const void *data, size_t n);
-void sbuf_addc(sbuf *b, char c);
+
+/* sbuf_add - append n bytes (inline: the writers call it for every value) */
+static inline void sbuf_add(sbuf *b, const void *data, size_t n)
+{
+    if (b->len + n + 1 > b->cap)
+        sbuf_grow(b, n);
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static inline void sbuf_addc(sbuf *b, char c)
+{
+    if (b->len + 2 > b->cap)
+        sbuf_grow(b, 1);
+    b->p[b->len++] = c;
+    b->p[b->len] = '\0';
+}
 void sbuf_adds(sbuf *b, const char *s);
 void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sbuf_reset(sbuf *b);
@@ -48,6 +67,7 @@ uint64_t hash_bytes_ci(const void *p, size_t n);
 size_t utf8_count(const char *s, size_t n);
 bool utf8_valid(const char *s, size_t n);
 size_t utf8_prefix(const char *s, size_t n, size_t max_chars);
+size_t xml_forbidden(const char *s, size_t n);
 
 /* hset - set of 64-bit hashes (duplicate detection without keeping keys) */
 typedef struct {
@@ -58,5 +78,8 @@ typedef struct {
 bool hset_add(hset *s, uint64_t h); /* true if newly added */
 bool hset_has(const hset *s, uint64_t h);
 void hset_free(hset *s);
+
+/* thread_start - pthread_create with every signal blocked in the new thread; 0 or errno */
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 #endif

@@ -137,3 +137,48 @@ small=$(rss small.json)
 large=$(rss large.json)
 expect "convert: peak memory for 24 MB within 4 MB of that for 1 MB ($small KB vs $large KB)" [ $((large - small)) -lt 4096 ]
 expect "convert: the 24 MB file converted every order" [ "$(($(lines_of mem/SO_large_StgSalesOrder.csv) - 1))" = "$(lines_of large.json)" ]
+
+# --- a control character cannot go into a Sage file: the record is rejected, naming the column
+mkdir -p ctl
+python3 - "$EX/orders-2026-11-02.ndjson" ctl/ctl.ndjson <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows[1]["shippingAddress"]["name"] = "Ann\u0001Lee"
+with open(sys.argv[2], "w") as f:
+    for r in rows:
+        f.write(json.dumps(r) + "\n")
+PY
+run convert ctl/ctl.ndjson -o ctl
+expect_rc "convert: a control character rejects its record (65)" 65
+expect "convert: the reject says BAD_CHARACTER for DfltShipToAddrName" python3 -c 'import json,sys; r=json.load(open("ctl/ctl.rejects.json")); sys.exit(not (len(r)==1 and r[0]["record"]==2 and r[0]["code"]=="BAD_CHARACTER" and r[0]["field"]=="DfltShipToAddrName" and "U+0001" in r[0]["message"]))'
+expect "convert: the other records are written" [ "$(($(lines_of ctl/SO_ctl_StgSalesOrder.csv) - 1))" = "$(($(lines_of "$EX/orders-2026-11-02.ndjson") - 1))" ]
+xmllint --noout --schema "$TOP/xsd/sage500-salesorder.xsd" ctl/SO_ctl.xml 2>/dev/null
+expect "convert: the XML stays well-formed and valid" [ $? = 0 ]
+
+# --- duplicate checks beyond what is kept in memory give the same answers (seen.c on disk)
+mkdir -p dup-mem dup-disk
+python3 - dup.ndjson <<'PY'
+import importlib.util, json, os, random, sys
+spec = importlib.util.spec_from_file_location("g", os.environ["TOP"] + "/bench/gen-orders.py")
+g = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(g)
+rnd = random.Random(7)
+rows = [json.loads(g.order(i, rnd)) for i in range(3000)]
+# the same orderId again: early (its key is kept in memory) and late (on disk): rejected
+for src, dst in ((5, 2000), (2500, 2990)):
+    rows[dst] = dict(rows[src])
+# another orderId with the same digits, so the same TranNo: it falls back to a W number
+for src, dst in ((1, 3), (2700, 2995)):
+    rows[dst]["orderId"] = "WEB/" + rows[src]["orderId"].split("-")[1]
+with open(sys.argv[1], "w") as f:
+    for r in rows:
+        f.write(json.dumps(r) + "\n")
+PY
+run convert dup.ndjson -o dup-mem --format csv
+cp dup-mem/dup.rejects.json dup-mem.rejects.json 2>/dev/null
+SAGEBRIDGE_SEEN_MEM=16 run convert dup.ndjson -o dup-disk --format csv
+expect_rc "convert: with 16 keys in memory, the repeats are still rejected (65)" 65
+expect "convert: the same records are rejected whether the keys were in memory or on disk" cmp -s dup-mem.rejects.json dup-disk/dup.rejects.json
+expect "convert: the two repeated orderIds are rejected" [ "$(python3 -c 'import json; print(sorted(r["record"] for r in json.load(open("dup-disk/dup.rejects.json"))))')" = "[2001, 2991]" ]
+expect "convert: the two TranNo clashes took W numbers" [ "$(grep -c '^W' dup-disk/SO_dup_StgSalesOrder.csv)" = 2 ]
+expect "convert: the same rows are written either way" diff -r dup-mem dup-disk -x '*.rejects.json'

@@ -40,6 +40,8 @@ fresh() {
     rm -rf "$SPOOL"
     "$SB" init "$SPOOL" >/dev/null 2>&1 || fail "faults: $1: init" "sagebridge init $SPOOL failed"
     CONF=$SPOOL/sagebridge.conf
+    # three outputs per batch (both CSVs and the XML), so that after-rename-3 has a rename
+    sed -i 's/^formats = .*/formats = both/' "$CONF"
     LOG=$WORK/$1.log
 }
 

@@ -26,7 +26,9 @@ trap stop_all EXIT
 
 cfg() { echo "$WORK/$1/sagebridge.conf"; }
 # mk SPOOL : a fresh spool by `init`
-mk() { "$SB" init "$WORK/$1" >/dev/null 2>&1; }
+# (with formats = both, so that the XML form goes through the spool too; the default, CSV
+# alone, is checked on its own below)
+mk() { "$SB" init "$WORK/$1" >/dev/null 2>&1 && sed -i 's/^formats = .*/formats = both/' "$(cfg "$1")"; }
 # once SPOOL : `run --once` on that spool, bounded; $rc, $WORK/out, $WORK/err
 # (stderr is also appended to $WORK/SPOOL.log)
 once() {
@@ -390,6 +392,26 @@ bad=$(find "$S" -type f ! -path "$S/in/*" ! -path "$S/hold/*" ! -perm 0640 -prin
 none_bad "spool: every file sagebridge writes in the spool is 0640"
 bad=$(find "$S" -type d ! -perm 0750 -printf '%P(%m) ' | head -c 300)
 none_bad "spool: every spool folder, archive/YYYY/MM/DD too, is 0750"
+
+# ---- the default form: CSV alone (init writes formats = csv), the archive holds what is there
+"$SB" init "$WORK/s9" >/dev/null 2>&1
+expect "spool: init writes formats = csv" grep -q '^formats = csv$' "$(cfg s9)"
+drop "$EX/orders-2026-11-01.json" s9 orders-2026-11-01.json
+once s9
+expect_rc "spool: the default spool converts the example" 0
+b9=$(batch_of s9 "$EX/orders-2026-11-01.json")
+check "spool: by default the two CSVs and the .done are published, no XML" '[ -n "$b9" ] && [ -s "$WORK/s9/out/sage/SO_${b9}_StgSalesOrder.csv" ] && [ -s "$WORK/s9/out/sage/SO_${b9}_StgSOLine.csv" ] && [ ! -e "$WORK/s9/out/sage/SO_$b9.xml" ] && [ "$(count "$WORK/s9/out/sage")" = 3 ]'
+check "spool: the .done lists exactly the two CSVs" '[ -n "$b9" ] && (cd "$WORK/s9/out/sage" && sha256sum -c --quiet "SO_$b9.done") && [ "$(grep -c . "$WORK/s9/out/sage/SO_$b9.done")" = 2 ]'
+if [ -n "$b9" ]; then
+    unpack s9 "$b9" "$WORK/x9"
+    check "spool: its archive holds the input, the CSVs, the .done, manifest and report" '[ "$(cd "$WORK/x9" && find . -type f | LC_ALL=C sort | tr "\n" " ")" = "./input/orders-2026-11-01.json ./manifest.json ./output/SO_${b9}.done ./output/SO_${b9}_StgSOLine.csv ./output/SO_${b9}_StgSalesOrder.csv ./report.txt " ]'
+    check "spool: the archived input is the dropped file, byte for byte" 'cmp -s "$WORK/x9/input/orders-2026-11-01.json" "$EX/orders-2026-11-01.json"'
+fi
+sed -i 's/^formats = .*/formats = xml/' "$(cfg s9)"
+drop "$EX/orders-2026-11-02.ndjson" s9 orders-2026-11-02.ndjson
+once s9
+b9x=$(ls "$WORK/s9/out/sage/" | grep -E "^SO_.*-orders-$(sha8 "$EX/orders-2026-11-02.ndjson")\.done$" | sed 's/^SO_//; s/\.done$//')
+check "spool: formats = xml publishes the XML and no CSV" '[ -n "$b9x" ] && [ -s "$WORK/s9/out/sage/SO_$b9x.xml" ] && [ ! -e "$WORK/s9/out/sage/SO_${b9x}_StgSOLine.csv" ]'
 
 # ---- two instances at once on one spool: each input processed exactly once
 mk s3

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlwriter.h>
 #include <libxml/xmlschemas.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -623,6 +624,306 @@ static void test_publish_abort(void **state)
     sbuf_free(&err);
 }
 
+/* -------------------------------------- XML: the same bytes as libxml2's xmlTextWriter */
+
+/*
+ * sw_* writes its XML directly; it must write byte for byte what the former
+ * writer, libxml2's xmlTextWriter, wrote for the same rows (two-space indent,
+ * StartDocument(NULL, "UTF-8", NULL), root with xmlns and batch attributes,
+ * empty values skipped, WriteElement per column).  The expected document is
+ * made here by xmlTextWriter itself, as the old sage_out.c did, so the
+ * comparison follows the installed libxml2, not a hand-written guess.
+ */
+
+static int sbuf_write_cb(void *ctx, const char *buf, int len)
+{
+    sbuf_add(ctx, buf, (size_t)len);
+    return len;
+}
+
+static int noop_close_cb(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+/* libxml2_doc - what the old xmlTextWriter code wrote for these orders */
+static void libxml2_doc(const tpl_output_desc *o, const char *batch, order *orders, size_t n,
+                        sbuf *out)
+{
+    xmlOutputBufferPtr ob = xmlOutputBufferCreateIO(sbuf_write_cb, noop_close_cb, out, NULL);
+    assert_non_null(ob);
+    xmlTextWriterPtr x = xmlNewTextWriter(ob);
+    assert_non_null(x);
+    xmlTextWriterSetIndent(x, 1);
+    xmlTextWriterSetIndentString(x, (const xmlChar *)"  ");
+    assert_true(xmlTextWriterStartDocument(x, NULL, "UTF-8", NULL) >= 0);
+    assert_true(xmlTextWriterStartElement(x, (const xmlChar *)o->xml_root) >= 0);
+    assert_true(
+        xmlTextWriterWriteAttribute(x, (const xmlChar *)"xmlns", (const xmlChar *)o->xml_ns) >= 0);
+    assert_true(xmlTextWriterWriteAttribute(x, (const xmlChar *)"batch", (const xmlChar *)batch) >=
+                0);
+    for (size_t i = 0; i < n; i++) {
+        const tpl_result *res = &orders[i].res;
+        size_t rows = 0;
+        for (int t = 0; t < o->ntables; t++)
+            rows += res->nrows[t];
+        if (!rows) /* sw_record skips a record without rows */
+            continue;
+        assert_true(xmlTextWriterStartElement(x, (const xmlChar *)o->xml_record) >= 0);
+        for (int t = 0; t < o->ntables; t++) {
+            const tpl_table_desc *td = &o->tables[t];
+            for (size_t r = 0; r < res->nrows[t]; r++) {
+                const tval *row = &res->rows[t][r * (size_t)td->ncols];
+                assert_true(xmlTextWriterStartElement(x, (const xmlChar *)td->name) >= 0);
+                for (int c = 0; c < td->ncols; c++) {
+                    if (!row[c].n)
+                        continue;
+                    char *v = strndup(row[c].p, row[c].n);
+                    assert_true(xmlTextWriterWriteElement(x, (const xmlChar *)td->cols[c],
+                                                          (const xmlChar *)v) >= 0);
+                    free(v);
+                }
+                assert_true(xmlTextWriterEndElement(x) >= 0);
+            }
+        }
+        assert_true(xmlTextWriterEndElement(x) >= 0);
+    }
+    assert_true(xmlTextWriterEndDocument(x) >= 0);
+    assert_true(xmlTextWriterFlush(x) >= 0);
+    xmlFreeTextWriter(x); /* closes ob */
+}
+
+/* show - bytes for a failure message: printable ASCII as is, the rest as \xHH */
+static void show(sbuf *b, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            sbuf_addc(b, (char)c);
+        else
+            sbuf_printf(b, "\\x%02x", c);
+    }
+}
+
+/* same_bytes - 1 when equal; else 0 and msg says where the documents first differ */
+static int same_bytes(const char *what, const char *want, size_t wn, const char *got, size_t gn,
+                      char *msg, size_t msz)
+{
+    if (wn == gn && memcmp(want, got, wn) == 0)
+        return 1;
+    size_t i = 0;
+    while (i < wn && i < gn && want[i] == got[i])
+        i++;
+    size_t from = i > 40 ? i - 40 : 0;
+    sbuf m = {0};
+    sbuf_printf(&m, "%s: differs from xmlTextWriter at byte %zu (lengths %zu, %zu)\n  want: ", what,
+                i, wn, gn);
+    show(&m, want + from, (wn - from) < 100 ? wn - from : 100);
+    sbuf_adds(&m, "\n  got:  ");
+    show(&m, got + from, (gn - from) < 100 ? gn - from : 100);
+    snprintf(msg, msz, "%s", sbuf_str(&m));
+    sbuf_free(&m);
+    return 0;
+}
+
+/* compare_with_libxml2 - write the orders with sw_* (XML only) into dir, build the same
+ * document with xmlTextWriter, compare bytes, parse; returns the parsed document */
+static xmlDocPtr compare_with_libxml2(const char *dir, const tpl_output_desc *o, const char *batch,
+                                      order *orders, size_t n)
+{
+    sbuf err = {0};
+    sage_writer *w = sw_open(o, dir, batch, SW_XML, &err);
+    if (!w)
+        fail_msg("sw_open: %s", sbuf_str(&err));
+    for (size_t i = 0; i < n; i++)
+        if (sw_record(w, &orders[i].res, &err) != 0)
+            fail_msg("sw_record: %s", sbuf_str(&err));
+    if (sw_commit(w, &err) != 0)
+        fail_msg("sw_commit: %s", sbuf_str(&err));
+    sbuf_free(&err);
+
+    sbuf name = {0};
+    sbuf_printf(&name, "%s_%s.xml", o->prefix, batch);
+    size_t gn;
+    char *got = slurp(dir, sbuf_str(&name), &gn);
+    sbuf want = {0};
+    libxml2_doc(o, batch, orders, n, &want);
+    /* everything is freed before a failure, so that valgrind/ASan judge only sw_* */
+    static char msg[1024];
+    xmlDocPtr doc = xmlReadMemory(got, (int)gn, sbuf_str(&name), NULL, XML_PARSE_NONET);
+    if (!doc)
+        snprintf(msg, sizeof msg, "%s is not well-formed XML", sbuf_str(&name));
+    int same = same_bytes(sbuf_str(&name), want.p, want.len, got, gn, msg, sizeof msg);
+    free(got);
+    sbuf_free(&want);
+    sbuf_free(&name);
+    if (!doc || !same) {
+        xmlFreeDoc(doc);
+        fail_msg("%s", msg);
+    }
+    return doc;
+}
+
+static void test_xml_bytes_markup_and_whitespace(void **state)
+{
+    fixture *f = *state;
+    order o[3];
+    order_init(&o[0], TV("0000000001"), TV("Tom & Jerry <3> \"q\" 'a'"), TV("]]>"));
+    order_line(&o[0], TV("1"), TV("cr\rlf\r\nlf\ntab\tend"));
+    order_line(&o[0], TV("2"), TV("   ")); /* only spaces: kept as is */
+    order_line(&o[0], TV("3"), TV(" lead and trail "));
+    order_line(&o[0], TV("4"), TV("&amp; already escaped &#38;"));
+    order_init(&o[1], TV("0000000002"), TV("\t"), TV("\n"));
+    order_line(&o[1], TV("1"), TV("\r"));
+    order_init(&o[2], TV("0000000003"), TV("'single'"), TV("x>y<z"));
+    xmlDocPtr doc = compare_with_libxml2(f->dir, &OUT, "M1", o, 3);
+    /* and what a parser reads back is the original text */
+    xmlNodePtr so1 = child(xmlDocGetRootElement(doc), "SalesOrder", 0);
+    xmlNodePtr h = child(so1, "StgSalesOrder", 0);
+    assert_text(child(h, "Name", 0), "Tom & Jerry <3> \"q\" 'a'");
+    assert_text(child(h, "Amount", 0), "]]>");
+    assert_text(child(child(so1, "StgSOLine", 0), "Description", 0), "cr\rlf\r\nlf\ntab\tend");
+    assert_text(child(child(so1, "StgSOLine", 1), "Description", 0), "   ");
+    xmlFreeDoc(doc);
+}
+
+static void test_xml_bytes_non_ascii_text(void **state)
+{
+    fixture *f = *state;
+    order o;
+    order_init(&o, TV("0000000001"), TV("\xc3\xa9t\xc3\xa9 \xe6\xbc\xa2 \xf0\x9f\x98\x80"),
+               TV("1.000"));
+    order_line(&o, TV("1"),
+               TV("Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
+                  "e & \xe6\xbc\xa2\xe5\xad\x97 <\xf0\x9f\x98\x80>"));
+    xmlDocPtr doc = compare_with_libxml2(f->dir, &OUT, "U1", &o, 1);
+    xmlNodePtr so = child(xmlDocGetRootElement(doc), "SalesOrder", 0);
+    assert_text(child(child(so, "StgSalesOrder", 0), "Name", 0),
+                "\xc3\xa9t\xc3\xa9 \xe6\xbc\xa2 \xf0\x9f\x98\x80");
+    xmlFreeDoc(doc);
+}
+
+static void test_xml_bytes_empty_rows(void **state)
+{
+    fixture *f = *state;
+    order o[4];
+    /* every column empty: xmlTextWriter closes the table element as <StgSalesOrder/> */
+    order_init(&o[0], TV(""), TV(""), TV(""));
+    order_line(&o[0], TV(""), TV(""));
+    order_line(&o[0], TV("2"), TV(""));
+    /* a record with line rows only, no header row */
+    order_init(&o[1], TV("0000000002"), TV("B"), TV("2"));
+    o[1].nrows[0] = 0;
+    order_line(&o[1], TV("1"), TV("only a line"));
+    /* a record without any row: skipped, no empty <SalesOrder/> */
+    order_init(&o[2], TV("0000000003"), TV("C"), TV("3"));
+    o[2].nrows[0] = 0;
+    order_init(&o[3], TV("0000000004"), TV("D"), TV(""));
+    xmlDocPtr doc = compare_with_libxml2(f->dir, &OUT, "E1", o, 4);
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    assert_int_equal(count_children(root, "SalesOrder"), 3);
+    xmlNodePtr so1 = child(root, "SalesOrder", 0);
+    assert_int_equal(count_children(child(so1, "StgSalesOrder", 0), "TranNo"), 0);
+    assert_int_equal(count_children(so1, "StgSOLine"), 2);
+    assert_int_equal(count_children(child(root, "SalesOrder", 1), "StgSalesOrder"), 0);
+    xmlFreeDoc(doc);
+    /* the bytes themselves, in case both writers changed */
+    char *raw = slurp(f->dir, "SO_E1.xml", NULL);
+    assert_non_null(strstr(raw, "\n  <SalesOrder>\n    <StgSalesOrder/>\n    <StgSOLine/>\n"
+                                "    <StgSOLine>\n      <SOLineNo>2</SOLineNo>\n"
+                                "    </StgSOLine>\n  </SalesOrder>\n"));
+    free(raw);
+}
+
+static void test_xml_bytes_zero_records(void **state)
+{
+    fixture *f = *state;
+    xmlDocPtr doc = compare_with_libxml2(f->dir, &OUT, "Z0", NULL, 0);
+    xmlFreeDoc(doc);
+    char *raw = slurp(f->dir, "SO_Z0.xml", NULL);
+    assert_string_equal(raw, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                             "<SalesOrderImport xmlns=\"urn:test:so\" batch=\"Z0\"/>\n");
+    free(raw);
+    /* only records without rows: the same empty document */
+    order o;
+    order_init(&o, TV("1"), TV("A"), TV("1"));
+    o.nrows[0] = 0;
+    doc = compare_with_libxml2(f->dir, &OUT, "Z1", &o, 1);
+    assert_int_equal(count_children(xmlDocGetRootElement(doc), "SalesOrder"), 0);
+    xmlFreeDoc(doc);
+}
+
+static void test_xml_bytes_batch_attribute_markup(void **state)
+{
+    fixture *f = *state;
+    /* markup characters in the attributes: the batch id, and an '&' in the namespace (a
+     * valid URI may hold one; '<' it may not) */
+    static const tpl_output_desc NSOUT = {.prefix = "SO",
+                                          .xml_root = "SalesOrderImport",
+                                          .xml_record = "SalesOrder",
+                                          .xml_ns = "http://example.com/so?a=1&b=2",
+                                          .ntables = 2,
+                                          .tables = TABLES};
+    order o;
+    order_init(&o, TV("1"), TV("A"), TV("1"));
+    const char *batch = "B&1 <x> \"q\" 'a'\tz"; /* (a tab: libxml2 writes &#9; in attributes) */
+    xmlDocPtr doc = compare_with_libxml2(f->dir, &NSOUT, batch, &o, 1);
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    xmlChar *b = xmlGetProp(root, (const xmlChar *)"batch");
+    assert_string_equal((const char *)b, batch);
+    xmlFree(b);
+    xmlFreeDoc(doc);
+    /* (libxml2's parser keeps an escaped '&' of a namespace name as "&#38;" in ns->href, so
+     * the namespace is checked in the bytes) */
+    sbuf name = {0};
+    sbuf_printf(&name, "SO_%s.xml", batch);
+    char *raw = slurp(f->dir, sbuf_str(&name), NULL);
+    assert_non_null(strstr(raw, "<SalesOrderImport xmlns=\"http://example.com/so?a=1&amp;b=2\" "
+                                "batch=\"B&amp;1 &lt;x&gt; &quot;q&quot; 'a'&#9;z\">\n"));
+    free(raw);
+    sbuf_free(&name);
+}
+
+static void test_xml_bytes_batch_attribute_non_ascii(void **state)
+{
+    fixture *f = *state;
+    /* non-ASCII in the batch id: xmlTextWriterStartDocument(…, "UTF-8", …) gives the writer's
+     * document an encoding, and then libxml2 writes attribute text as UTF-8, not &#xHEX; */
+    order o;
+    order_init(&o, TV("1"), TV("A"), TV("1"));
+    const char *batch = "B&\xc3\xa9\xe6\xbc\xa2\xf0\x9f\x98\x80";
+    xmlDocPtr doc = compare_with_libxml2(f->dir, &OUT, batch, &o, 1);
+    xmlChar *b = xmlGetProp(xmlDocGetRootElement(doc), (const xmlChar *)"batch");
+    assert_string_equal((const char *)b, batch);
+    xmlFree(b);
+    xmlFreeDoc(doc);
+}
+
+static void test_xml_bytes_many_records(void **state)
+{
+    fixture *f = *state;
+    /* a bigger document: several records with every kind of value, twice over */
+    order o[6];
+    order_init(&o[0], TV("0000000001"), TV("A & B"), TV("1.000"));
+    order_line(&o[0], TV("1"), TV("\xe6\xbc\xa2"));
+    order_line(&o[0], TV("2"), TV(""));
+    order_init(&o[1], TV("0000000002"), TV(""), TV("2.000"));
+    order_init(&o[2], TV(""), TV(""), TV(""));
+    order_init(&o[3], TV("0000000004"), TV("<\r\n>"), TV(" "));
+    order_line(&o[3], TV("1"), TV("\"\""));
+    order_line(&o[3], TV("2"), TV("''"));
+    order_line(&o[3], TV("3"), TV("\t\t"));
+    order_line(&o[3], TV("4"), TV("\xf0\x9f\x98\x80\xf0\x9f\x98\x80"));
+    order_init(&o[4], TV("0000000005"), TV("E"), TV("5"));
+    o[4].nrows[0] = 0;
+    order_init(&o[5], TV("0000000006"), TV("F"), TV("6"));
+    order_line(&o[5], TV("1"), TV("last"));
+    xmlDocPtr doc = compare_with_libxml2(f->dir, &OUT, "2026-11-01", o, 6);
+    assert_int_equal(count_children(xmlDocGetRootElement(doc), "SalesOrder"), 5);
+    xmlFreeDoc(doc);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -643,6 +944,13 @@ int main(void)
         T(test_publish_atomic),
         T(test_publish_large_file_hash),
         T(test_publish_abort),
+        T(test_xml_bytes_markup_and_whitespace),
+        T(test_xml_bytes_non_ascii_text),
+        T(test_xml_bytes_empty_rows),
+        T(test_xml_bytes_zero_records),
+        T(test_xml_bytes_batch_attribute_markup),
+        T(test_xml_bytes_batch_attribute_non_ascii),
+        T(test_xml_bytes_many_records),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     xmlCleanupParser();

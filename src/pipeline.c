@@ -1,0 +1,137 @@
+/*
+ * pipeline.c - a bounded queue of records between two threads.
+ *
+ * Records travel by swapping: pl_push exchanges the reader's record with a
+ * free one from the pool (a struct swap: the buffers change owners, no byte
+ * is copied), queues the full one, and the consumer gives it back to the
+ * pool after fn.  The reader waits when PL_DEPTH records are queued; the
+ * consumer waits when none is.  Once fn returns nonzero the consumer takes
+ * nothing more, and the next pl_push says so, which stops the reader.
+ *
+ * DIAGNOSTICS
+ *	None of its own: fn's nonzero result is handed back by pl_push (-1)
+ *	and pl_finish; fn reports its reasons where it always does.
+ */
+#include "pipeline.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+struct pipeline {
+    pl_fn fn;
+    void *ctx;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t filled, freed;
+    record pool[PL_DEPTH];
+    int queue[PL_DEPTH]; /* pool indexes, in order: head .. head+nq */
+    int head, nq;
+    int free_ix[PL_DEPTH];
+    int nfree;
+    int closing; /* the reader pushes no more */
+    int discard; /* drop what is queued */
+    int stopped; /* fn returned this (nonzero), or 0 */
+    /* a side asleep on its condition is woken only when half the pool is there for it: a
+     * wake-up per record (a futex call and a cold cache each time) costs more than the
+     * overlap gains */
+    int consumer_waits, reader_waits;
+};
+
+/* consumer - fn for every queued record, in order */
+static void *consumer(void *arg)
+{
+    pipeline *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->nq && !p->closing) {
+            p->consumer_waits = 1;
+            pthread_cond_wait(&p->filled, &p->mu);
+            p->consumer_waits = 0;
+        }
+        if (!p->nq || p->discard || p->stopped)
+            break;
+        int ix = p->queue[p->head];
+        p->head = (p->head + 1) % PL_DEPTH;
+        p->nq--;
+        pthread_mutex_unlock(&p->mu);
+        int rc = p->fn(p->ctx, &p->pool[ix]);
+        pthread_mutex_lock(&p->mu);
+        p->free_ix[p->nfree++] = ix;
+        if (rc != 0)
+            p->stopped = rc;
+        if (p->reader_waits && p->nfree >= PL_DEPTH / 2)
+            pthread_cond_signal(&p->freed);
+        if (p->stopped)
+            break;
+    }
+    pthread_cond_broadcast(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* pl_free - the pool and the locks (the consumer is not running) */
+static void pl_free(pipeline *p)
+{
+    for (int i = 0; i < PL_DEPTH; i++)
+        record_free(&p->pool[i]);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->filled);
+    pthread_cond_destroy(&p->freed);
+    free(p);
+}
+
+pipeline *pl_start(const rec_schema *schema, pl_fn fn, void *ctx)
+{
+    pipeline *p = xcalloc(1, sizeof *p);
+    p->fn = fn;
+    p->ctx = ctx;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->filled, NULL);
+    pthread_cond_init(&p->freed, NULL);
+    for (int i = 0; i < PL_DEPTH; i++) {
+        record_init(&p->pool[i], schema);
+        p->free_ix[p->nfree++] = i;
+    }
+    if (thread_start(&p->th, consumer, p) != 0) {
+        pl_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int pl_push(pipeline *p, record *rec)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->nfree && !p->stopped) {
+        p->reader_waits = 1;
+        pthread_cond_wait(&p->freed, &p->mu);
+        p->reader_waits = 0;
+    }
+    if (p->stopped) {
+        pthread_mutex_unlock(&p->mu);
+        return -1;
+    }
+    int ix = p->free_ix[--p->nfree];
+    record t = p->pool[ix];
+    p->pool[ix] = *rec;
+    *rec = t;
+    p->queue[(p->head + p->nq) % PL_DEPTH] = ix;
+    p->nq++;
+    if (p->consumer_waits && p->nq >= PL_DEPTH / 2)
+        pthread_cond_signal(&p->filled);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int pl_finish(pipeline *p, int discard)
+{
+    pthread_mutex_lock(&p->mu);
+    p->closing = 1;
+    p->discard = discard;
+    pthread_cond_broadcast(&p->filled);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->th, NULL);
+    int rc = p->stopped;
+    pl_free(p);
+    return rc;
+}
