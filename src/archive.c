@@ -32,6 +32,9 @@
 /* mkdirs - create every missing folder of path, mode 0750 */
 static int mkdirs(const char *path)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) /* the usual case: today's folder */
+        return 0;
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++) {
@@ -64,7 +67,7 @@ static int mkdirs(const char *path)
  * a block starts without the previous one's window (bench/RESULTS.md).
  */
 #define ARC_BLOCK   (256 * 1024)
-#define ARC_SLOTS   6
+#define ARC_SLOTS   4
 #define ARC_WORKERS 2
 
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };

@@ -34,8 +34,9 @@
 #include "pipeline.h"
 #include "publish.h"
 
-#define READ_CHUNK (256 * 1024)
-#define SHOW_MAX   20 /* reject / warning lines printed per file */
+#define READ_CHUNK     (256 * 1024)
+#define SHOW_MAX       20 /* reject / warning lines printed per file */
+#define PIPE_MIN_BYTES (1 << 20)
 
 typedef struct {
     const convert_opts *o;
@@ -44,6 +45,7 @@ typedef struct {
     char *batch;
     cin_parser *cin;
     pipeline *pipe; /* records mapped on a second thread while the file is read */
+    off_t size;     /* of the input */
     template *t;
     tpl_run *run;
     tpl_result res;
@@ -321,7 +323,9 @@ static int on_record_read(void *ctx, record *rec)
     if (j->pipe)
         return pl_push(j->pipe, rec);
     int rc = on_record(j, rec);
-    if (rc == 0 && j->t && !getenv("SAGEBRIDGE_NO_PIPELINE"))
+    /* a second thread pays off from about a megabyte on: a one-order file is done sooner
+     * than a thread is started */
+    if (rc == 0 && j->t && j->size >= PIPE_MIN_BYTES && !getenv("SAGEBRIDGE_NO_PIPELINE"))
         j->pipe = pl_start(tpl_schema(j->o->templates), on_record, j);
     return rc;
 }
@@ -573,6 +577,7 @@ int convert_file(const convert_opts *o, const char *path, convert_stats *st)
         close(fd);
         return 66;
     }
+    j.size = sb.st_size;
     j.batch = o->batch ? xstrdup(o->batch) : base_name(j.path);
     j.gen = yajl_gen_alloc(NULL);
     if (is_csv(path, fd)) {

@@ -290,6 +290,24 @@ int of_commit(ofile *f, sbuf *err)
     return 0;
 }
 
+/* of_replace - into place by rename, without fsync: for files rebuilt at start if lost */
+int of_replace(ofile *f, sbuf *err)
+{
+    of_sha256(f); /* flushes */
+    if (close(f->fd) != 0 && !f->err)
+        f->err = errno;
+    if (!f->err && rename(f->tmp, f->final) != 0)
+        f->err = errno;
+    if (f->err) {
+        sbuf_printf(err, "%s: cannot write the file: %s", f->final, strerror(f->err));
+        unlink(f->tmp);
+        of_release(f);
+        return -1;
+    }
+    of_release(f);
+    return 0;
+}
+
 int of_finish(ofile *f, pub_file *out, sbuf *err)
 {
     snprintf(out->name, sizeof out->name, "%s", f->name);

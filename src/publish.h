@@ -29,6 +29,8 @@ int of_write(ofile *f, const void *p, size_t n);
 int of_puts(ofile *f, const char *s);
 /* of_commit - flush, fsync, rename into place; frees f; -1 with err set */
 int of_commit(ofile *f, sbuf *err);
+/* of_replace - flush, rename into place, no fsync (files repaired at start if lost); frees f */
+int of_replace(ofile *f, sbuf *err);
 /* of_finish - flush and fsync, keep the temporary name (publish_files renames); frees f */
 int of_finish(ofile *f, pub_file *out, sbuf *err);
 /* publish_files - rename finished files into place (those not already), fsync the folder,

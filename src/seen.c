@@ -27,9 +27,9 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
-#define BLOOM_BITS (1u << 23) /* 1 MiB */
+#define BLOOM_BITS (1u << 22) /* 512 KiB */
 #define BLOOM_K    4
-#define PEND_MAX   32768 /* hashes waiting for the next batch insert */
+#define PEND_MAX   16384 /* hashes waiting for the next batch insert */
 
 struct seen {
     hset mem;
@@ -82,7 +82,7 @@ static int spill_open(seen *s, sbuf *err)
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK ||
         sqlite3_exec(s->db,
-                     "PRAGMA cache_size=-512; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                     "PRAGMA cache_size=-256; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
                      "PRAGMA temp_store=FILE; CREATE TABLE k(h INTEGER PRIMARY KEY); BEGIN",
                      NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO k VALUES(?)", -1, &s->ins, NULL) !=
