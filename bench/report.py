@@ -458,6 +458,11 @@ def main():
            "", "Reproduce: `make bench` (defaults as above); `BENCH_BIG=1 make bench` adds the 1 GB rows; "
            "`BENCH_N`, `BENCH_FILES`, `BENCH_FILES_N`, `BENCH_LAT_N`, `BENCH_DELIVER_OPS`, "
            "`BENCH_BATCHES`, `BENCH_STRACE=0`, `BENCH_KEEP=1` are described at the top of bench/run.sh.", ""]
+    # what each change bought: kept by hand in bench/HISTORY.md, carried into every report
+    hist = os.path.join(os.path.dirname(os.path.abspath(__file__)), "HISTORY.md")
+    if os.path.exists(hist):
+        with open(hist, encoding="utf-8") as h:
+            md += [h.read().rstrip("\n"), ""]
     with open(a.results_md, "w", encoding="utf-8") as f:
         f.write("\n".join(md))
     return 1 if broken else 0

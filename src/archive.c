@@ -207,7 +207,7 @@ static void queue_slot(arc_writer *w, arc_slot *sl, int last)
     if (!w->started && !last) {
         w->started = 1;
         for (int i = 0; i < ARC_WORKERS; i++)
-            if (thread_start(&w->workers[w->nworkers], worker, w) == 0)
+            if (thread_start(&w->workers[w->nworkers], "sb-gzip", worker, w) == 0)
                 w->nworkers++;
     }
     w->next_fill++;
@@ -455,7 +455,7 @@ int arc_add_bg(arc_writer *w, const char *member, const char *path, sbuf *err)
     struct stat st;
     /* a small file is added here and now: a thread would cost more than it saves */
     if ((stat(path, &st) == 0 && st.st_size < 4 * ARC_BLOCK) ||
-        thread_start(&w->feeder, feeder, w) != 0)
+        thread_start(&w->feeder, "sb-archive", feeder, w) != 0)
         return add_entry(w->a, &w->bg_member, w->mtime, err);
     w->feeding = 1;
     return 0;

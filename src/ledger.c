@@ -52,8 +52,10 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS batches_sha ON batches(input_sha256);"
     "CREATE INDEX IF NOT EXISTS batches_state ON batches(state);"
     "CREATE INDEX IF NOT EXISTS batches_manifest ON batches(manifest_sha256);"
+    /* WITHOUT ROWID: one B-tree (by kind, key) instead of a table and its key index; a
+     * conversion adds a row per order (a ledger made before keeps its rowid table) */
     "CREATE TABLE IF NOT EXISTS keys(kind TEXT NOT NULL, key TEXT NOT NULL, tranno TEXT,"
-    "  batch_id TEXT, PRIMARY KEY(kind, key));"
+    "  batch_id TEXT, PRIMARY KEY(kind, key)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS keys_tranno ON keys(kind, tranno);"
     "CREATE TABLE IF NOT EXISTS seq(name TEXT PRIMARY KEY, v INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS deliveries(batch_id TEXT NOT NULL, seq INTEGER NOT NULL,"
@@ -87,10 +89,23 @@ ledger *ledger_open(const char *path, sbuf *err)
     /* another instance may hold the write lock for a whole conversion: wait for it */
     sqlite3_busy_timeout(l->db, 600000);
     char *msg = NULL;
-    if (sqlite3_exec(l->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-                     NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(l->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+    /* Two instances starting together: some steps here (the journal mode, WAL recovery)
+     * answer SQLITE_BUSY at once instead of calling the busy handler; try again a while */
+    int rc = SQLITE_OK;
+    for (int tries = 0; tries < 6000; tries++) {
+        sqlite3_free(msg);
+        msg = NULL;
+        rc = sqlite3_exec(l->db,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                          "PRAGMA foreign_keys=ON;",
+                          NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(l->db, schema_sql, NULL, NULL, &msg);
+        if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+            break;
+        usleep(10000);
+    }
+    if (rc != SQLITE_OK) {
         sbuf_printf(err, "%s: cannot prepare the ledger: %s (is it a sagebridge ledger?)", path,
                     msg ? msg : "?");
         sqlite3_free(msg);

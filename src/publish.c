@@ -128,7 +128,7 @@ static void *bg_main(void *arg)
 static void bg_start(void)
 {
     pthread_t t;
-    bg.ok = thread_start(&t, bg_main, NULL) == 0;
+    bg.ok = thread_start(&t, "sb-write", bg_main, NULL) == 0;
     if (bg.ok)
         pthread_detach(t);
 }

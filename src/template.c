@@ -215,6 +215,12 @@ struct tpl_set {
     char *tz; /* the one time zone every template of the set uses */
 };
 
+typedef struct {
+    decimal *v;
+    uint64_t *gen;
+    size_t cap;
+} fdec;
+
 struct tpl_run {
     template *t;
     const tpl_hooks *hooks;
@@ -229,6 +235,12 @@ struct tpl_run {
     seen **pending_set;
     sbuf seen_err; /* what the on-disk part of a duplicate check said */
     int npending, cap_pending;
+    /* fields parsed as decimals, kept for the record (quantity, unitPrice… are read by
+     * several columns, checks and totals): valid where *_gen equals gen */
+    uint64_t gen;
+    fdec hdr;
+    fdec *items; /* per item group: nitems * nslots */
+    int ngroups;
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -1465,6 +1477,41 @@ static int parse_dec(node *n, ectx *c, tval v, decimal *d)
     return 0;
 }
 
+/* fdec_fit - room for n cached values */
+static void fdec_fit(fdec *f, size_t n)
+{
+    if (n <= f->cap)
+        return;
+    size_t cap = f->cap ? f->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    f->v = xrealloc(f->v, cap * sizeof *f->v);
+    f->gen = xrealloc(f->gen, cap * sizeof *f->gen);
+    memset(f->gen + f->cap, 0, (cap - f->cap) * sizeof *f->gen); /* gen starts at 1 */
+    f->cap = cap;
+}
+
+/* field_cache - where a field's decimal is kept for this record (*at: its index) */
+static fdec *field_cache(ectx *c, const node *n, size_t *at)
+{
+    tpl_run *r = c->run;
+    const rec_schema *sc = c->rec->schema;
+    if (n->t == N_FIELD) {
+        fdec_fit(&r->hdr, (size_t)schema_nslots(sc, REC_HEADER));
+        *at = (size_t)n->slot;
+        return &r->hdr;
+    }
+    if (!r->items) {
+        r->ngroups = schema_ngroups(sc);
+        r->items = xcalloc((size_t)r->ngroups + 1, sizeof *r->items);
+    }
+    size_t ns = (size_t)schema_nslots(sc, n->group);
+    fdec *f = &r->items[n->group];
+    fdec_fit(f, (c->item + 1) * ns);
+    *at = c->item * ns + (size_t)n->slot;
+    return f;
+}
+
 /* eval_dec - evaluate as a decimal; an empty value is 0 */
 static int eval_dec(node *n, ectx *c, decimal *d)
 {
@@ -1491,6 +1538,21 @@ static int eval_dec(node *n, ectx *c, decimal *d)
             r->var_dec_done[i] = true;
         }
         *d = r->var_dec[i];
+        return 0;
+    }
+    case N_FIELD:
+    case N_ITEM: {
+        size_t at;
+        fdec *f = field_cache(c, n, &at);
+        if (f->gen[at] == c->run->gen) {
+            *d = f->v[at];
+            return 0;
+        }
+        tval v;
+        if (eval(n, c, &v) != 0 || parse_dec(n, c, v, d) != 0)
+            return -1;
+        f->v[at] = *d;
+        f->gen[at] = c->run->gen;
         return 0;
     }
     default: {
@@ -2024,6 +2086,13 @@ void tpl_run_free(tpl_run *r)
     free(r->var_done);
     free(r->var_dec);
     free(r->var_dec_done);
+    free(r->hdr.v);
+    free(r->hdr.gen);
+    for (int i = 0; i < r->ngroups; i++) {
+        free(r->items[i].v);
+        free(r->items[i].gen);
+    }
+    free(r->items);
     free(r->pending);
     free(r->pending_set);
     free(r);
@@ -2260,6 +2329,7 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
     memset(res->nrows, 0, (size_t)t->ntables * sizeof *res->nrows);
     memset(r->var_done, 0, (size_t)t->nlets * sizeof *r->var_done);
     memset(r->var_dec_done, 0, (size_t)t->nlets * sizeof *r->var_dec_done);
+    r->gen++; /* every field's cached decimal is stale */
     r->npending = 0;
     ectx c = {.run = r, .rec = rec, .res = res};
 

@@ -361,12 +361,14 @@ void hset_free(hset *s)
 
 /* thread_start - a thread that receives no signals: they stay with the main thread, whose
  * signalfd, poll and sigaction handlers expect them */
-int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+int thread_start(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
 {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(t, NULL, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        pthread_setname_np(*t, name); /* what top -H and perf show */
     return rc;
 }

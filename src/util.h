@@ -79,7 +79,8 @@ bool hset_add(hset *s, uint64_t h); /* true if newly added */
 bool hset_has(const hset *s, uint64_t h);
 void hset_free(hset *s);
 
-/* thread_start - pthread_create with every signal blocked in the new thread; 0 or errno */
-int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* thread_start - pthread_create with every signal blocked in the new thread, named (at most
+ * 15 characters); 0 or errno */
+int thread_start(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);
 
 #endif
