@@ -6,7 +6,9 @@
 # spool live in bench/out/ (gitignored); the inputs are generated once and kept there.
 #
 # Settings (environment):
-#   BENCH_N=3             repeats of each timed measurement (best wall time is reported)
+#   BENCH_N=5             repeats of each timed measurement (best wall time is reported; this
+#                         machine's speed changes from one minute to the next by 10-40 %, for
+#                         the references as for sagebridge, and 3 runs often caught none fast)
 #   BENCH_SIZE_MB=200     the large Clarity export (bench/gen-orders.py, --seed 42, array shape)
 #   BENCH_BIG=0           1: also 1 GB (yajl parse, convert csv, convert both), BENCH_BIG_N=1 runs
 #   BENCH_FILES=10000     one-order files dropped at once for `run --once`
@@ -26,7 +28,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 B=$TOP/bench
 OUT=$B/out
 SB=$TOP/sagebridge
-N=${BENCH_N:-3}
+N=${BENCH_N:-5}
 SIZE=${BENCH_SIZE_MB:-200}
 BIG=${BENCH_BIG:-0}
 BIG_N=${BENCH_BIG_N:-1}

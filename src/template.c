@@ -1877,16 +1877,24 @@ static int eval(node *n, ectx *c, tval *out)
     case N_DATE:
         return eval_date(n, c, out);
     case N_ROUND: {
-        tval v;
-        if (eval(n->kids[0], c, &v) != 0)
-            return -1;
-        if (v.n == 0) {
-            *out = v;
-            return 0;
-        }
+        node *k = n->kids[0];
         decimal d;
-        if (parse_dec(n->kids[0], c, v, &d) != 0)
-            return -1;
+        if (k->t == N_ADD || k->t == N_SUB || k->t == N_MUL || k->t == N_NEG || k->t == N_SUM) {
+            if (arith_dec(k, c, &d) != 0) /* never empty, never text in between */
+                return -1;
+        } else {
+            tval v;
+            if (eval(k, c, &v) != 0)
+                return -1;
+            if (v.n == 0) {
+                *out = v;
+                return 0;
+            }
+            /* a field or variable through its kept decimal, anything else from its text */
+            if ((k->t == N_FIELD || k->t == N_ITEM || k->t == N_VAR ? eval_dec(k, c, &d)
+                                                                    : parse_dec(k, c, v, &d)) != 0)
+                return -1;
+        }
         char buf[DEC_TEXT_MAX];
         size_t len = dec_format(d, n->i1, n->flag, buf, sizeof buf);
         *out = mk(c, buf, len);
