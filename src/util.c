@@ -64,7 +64,7 @@ char *xstrdup(const char *s)
 /* sbuf_grow - make room for `extra` more bytes and a NUL */
 void sbuf_grow(sbuf *b, size_t extra)
 {
-    if (b->len + extra + 1 <= b->cap)
+    if (b->p && b->len + extra + 1 <= b->cap)
         return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1)

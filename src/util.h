@@ -22,7 +22,7 @@ void sbuf_grow(sbuf *b, size_t extra);
 /* sbuf_add - append n bytes (inline: the writers call it for every value) */
 static inline void sbuf_add(sbuf *b, const void *data, size_t n)
 {
-    if (b->len + n + 1 > b->cap)
+    if (!b->p || b->len + n + 1 > b->cap) /* (no buffer means cap 0: says so to analysers) */
         sbuf_grow(b, n);
     if (n)
         memcpy(b->p + b->len, data, n);
@@ -32,7 +32,7 @@ static inline void sbuf_add(sbuf *b, const void *data, size_t n)
 
 static inline void sbuf_addc(sbuf *b, char c)
 {
-    if (b->len + 2 > b->cap)
+    if (!b->p || b->len + 2 > b->cap)
         sbuf_grow(b, 1);
     b->p[b->len++] = c;
     b->p[b->len] = '\0';
