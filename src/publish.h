@@ -2,7 +2,7 @@
  * publish.h - write a file so that nobody ever sees half of it.
  *
  * An ofile is written under a hidden temporary name in its target folder
- * (".NAME.tmp-PID"), hashed with SHA-256 as it is written, then fsync'ed
+ * (".NAME.sbtmp"), hashed with SHA-256 as it is written, then fsync'ed
  * and renamed into place; the folder is fsync'ed after the renames.
  */
 #ifndef SAGEBRIDGE_PUBLISH_H

@@ -24,8 +24,11 @@
  *               commit "published".  Every step checks what is already done,
  *               so recovery simply does it again.
  *   5. archive  under the write lock: manifest with prev = the chain head,
- *               archive/YYYY/MM/DD/BATCH.tar.gz written and renamed, commit
- *               "archived" with the new head; then archive/CHAIN.
+ *               archive/YYYY/MM/DD/BATCH.tar.gz finished and renamed, commit
+ *               "archived" with the new head; then archive/CHAIN (replaced
+ *               without fsync: repaired at start if a power loss left it
+ *               behind).  The archive's temporary was begun at step 3 with the
+ *               input, compressed while the input converts (arc_start).
  *   6. cleanup  only now does the input leave work/.
  *
  * A file that cannot be converted goes to error/NAME with NAME.error.json;

@@ -12,9 +12,12 @@
  * EVALUATING
  *	tpl_eval runs the checks, then computes the columns of each table in
  *	order: one row per record, or one per item for tables with for-each.
- *	Values are text (decimal arithmetic parses and formats with decimal.c);
- *	they live in the result's arena until the next record.  The first
- *	failure rejects the record and is reported with the field it concerns.
+ *	Values are text; they live in the result's arena until the next
+ *	record.  Arithmetic (add, sub, mul, neg, sum, round) works on decimals
+ *	(decimal.c) from end to end, and a field's or variable's decimal is kept
+ *	for the record once parsed: text is formatted only where a column or a
+ *	message shows it.  The first failure rejects the record and is reported
+ *	with the field it concerns.
  *
  * DIAGNOSTICS
  *	tpl_load returns NULL and puts "FILE:LINE: what to do" into err.
