@@ -224,6 +224,37 @@ decimal dec_round(decimal a, int scale)
         scale = 0;
     if (a.scale <= scale)
         return a;
+    if (a.scale - scale <= 18 && a.coef > -(__int128)INT64_MAX && a.coef < (__int128)INT64_MAX) {
+        /* the usual case in 64 bits: 128-bit division is a library call */
+        static const int64_t p10[19] = {1,
+                                        10,
+                                        100,
+                                        1000,
+                                        10000,
+                                        100000,
+                                        1000000,
+                                        10000000,
+                                        100000000,
+                                        1000000000,
+                                        10000000000LL,
+                                        100000000000LL,
+                                        1000000000000LL,
+                                        10000000000000LL,
+                                        100000000000000LL,
+                                        1000000000000000LL,
+                                        10000000000000000LL,
+                                        100000000000000000LL,
+                                        1000000000000000000LL};
+        int64_t c = (int64_t)a.coef, d = p10[a.scale - scale];
+        int64_t q = c / d, r = c % d;
+        if (r < 0)
+            r = -r;
+        if (r >= d - r) /* r * 2 >= d, without overflow */
+            q += c < 0 ? -1 : 1;
+        a.coef = q;
+        a.scale = scale;
+        return a;
+    }
     __int128 div = pow10i(a.scale - scale);
     __int128 q = a.coef / div, r = a.coef % div;
     if (r < 0)
@@ -266,7 +297,7 @@ size_t dec_format(decimal a, int scale, bool trim, char *buf, size_t bufsz)
         *--p = '0';
     if (w.coef < 0)
         *--p = '-';
-    size_t len = strlen(p);
+    size_t len = (size_t)(tmp + sizeof tmp - 1 - p);
     if (trim && strchr(p, '.')) {
         while (p[len - 1] == '0')
             p[--len] = '\0';

@@ -134,6 +134,7 @@ typedef struct {
     bool cut; /* too long: cut with a warning, else reject */
     bool unique;
     int uniq_id;
+    bool plain; /* its value can hold no control character (numbers, dates, constants) */
     node *expr, *fallback;
 } column;
 
@@ -975,6 +976,8 @@ static int load_operation(template *t, xmlNodePtr x)
     return load_members(t, x, &o->members, &o->n);
 }
 
+static bool plain_expr(const template *t, const node *n, int depth);
+
 static int load_table(template *t, xmlNodePtr x)
 {
     t->tables = xrealloc(t->tables, (size_t)(t->ntables + 1) * sizeof *t->tables);
@@ -1010,6 +1013,8 @@ static int load_table(template *t, xmlNodePtr x)
         }
         if (!col->expr)
             return lerr(t, c, "column %s has no expression", col->name);
+        col->plain =
+            plain_expr(t, col->expr, 0) && (!col->fallback || plain_expr(t, col->fallback, 0));
         if (col->fallback && !col->unique && !col->max)
             return lerr(
                 t, c, "column %s: <fallback> applies only with unique=\"file\" or max=", col->name);
@@ -1018,6 +1023,40 @@ static int load_table(template *t, xmlNodePtr x)
     for (int j = 0; j < tb->ncols; j++)
         tb->colnames[j] = tb->cols[j].name;
     return 0;
+}
+
+/* plain_expr - can this expression's value never hold a control character?  (Then the
+ * column skips that check: numbers, dates, sequences and constants are most columns.) */
+static bool plain_expr(const template *t, const node *n, int depth)
+{
+    if (!n || depth > 32)
+        return false;
+    switch (n->t) {
+    case N_CONST:
+        return xml_forbidden(n->s, n->slen) == n->slen;
+    case N_ROUND:
+    case N_ADD:
+    case N_SUB:
+    case N_MUL:
+    case N_NEG:
+    case N_SUM:
+    case N_DATE:
+    case N_SEQUENCE:
+    case N_LINENO:
+    case N_DIGITS:
+        return true;
+    case N_PADLEFT:
+        return n->msg && xml_forbidden(n->msg, strlen(n->msg)) == strlen(n->msg) &&
+               plain_expr(t, n->kids[0], depth + 1);
+    case N_UPPER:
+    case N_LOWER:
+    case N_TRIM:
+        return plain_expr(t, n->kids[0], depth + 1);
+    case N_VAR:
+        return n->i1 >= 0 && n->i1 < t->nlets && plain_expr(t, t->lets[n->i1].expr, depth + 1);
+    default:
+        return false; /* fields, lookups, choices: from the data */
+    }
 }
 
 /* build - compile the validated document into t */
@@ -2150,7 +2189,7 @@ static int reject(ectx *c, const char *field_dflt)
  * parsed, and no Sage column wants one) */
 static int fit_column(ectx *c, const column *col, tval *v, bool quiet)
 {
-    size_t bad = v->n ? xml_forbidden(v->p, v->n) : 0;
+    size_t bad = v->n && !col->plain ? xml_forbidden(v->p, v->n) : v->n;
     if (bad < v->n) {
         if (!quiet) {
             c->code = "BAD_CHARACTER";
