@@ -297,13 +297,14 @@ size_t dec_format(decimal a, int scale, bool trim, char *buf, size_t bufsz)
         *--p = '0';
     if (w.coef < 0)
         *--p = '-';
-    size_t len = (size_t)(tmp + sizeof tmp - 1 - p);
-    if (trim && strchr(p, '.')) {
-        while (p[len - 1] == '0')
-            p[--len] = '\0';
-        if (p[len - 1] == '.')
-            p[--len] = '\0';
+    char *end = tmp + sizeof tmp - 1; /* the NUL written first: [p, end) is the text */
+    if (trim && memchr(p, '.', (size_t)(end - p))) {
+        while (end > p && end[-1] == '0')
+            *--end = '\0';
+        if (end > p && end[-1] == '.')
+            *--end = '\0';
     }
+    size_t len = (size_t)(end - p);
     if (len + 1 > bufsz)
         return 0;
     memcpy(buf, p, len + 1);
