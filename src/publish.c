@@ -270,11 +270,11 @@ const char *of_name(const ofile *f)
     return f->name;
 }
 
-/* of_commit - make the file durable and visible under its name */
-int of_commit(ofile *f, sbuf *err)
+/* put_in_place - flush, fsync (when durable), close and rename; frees f */
+static int put_in_place(ofile *f, int durable, sbuf *err)
 {
     of_sha256(f); /* flushes */
-    if (!f->err && fsync(f->fd) != 0)
+    if (durable && !f->err && fsync(f->fd) != 0)
         f->err = errno;
     if (close(f->fd) != 0 && !f->err)
         f->err = errno;
@@ -290,22 +290,16 @@ int of_commit(ofile *f, sbuf *err)
     return 0;
 }
 
+/* of_commit - make the file durable and visible under its name */
+int of_commit(ofile *f, sbuf *err)
+{
+    return put_in_place(f, 1, err);
+}
+
 /* of_replace - into place by rename, without fsync: for files rebuilt at start if lost */
 int of_replace(ofile *f, sbuf *err)
 {
-    of_sha256(f); /* flushes */
-    if (close(f->fd) != 0 && !f->err)
-        f->err = errno;
-    if (!f->err && rename(f->tmp, f->final) != 0)
-        f->err = errno;
-    if (f->err) {
-        sbuf_printf(err, "%s: cannot write the file: %s", f->final, strerror(f->err));
-        unlink(f->tmp);
-        of_release(f);
-        return -1;
-    }
-    of_release(f);
-    return 0;
+    return put_in_place(f, 0, err);
 }
 
 int of_finish(ofile *f, pub_file *out, sbuf *err)
