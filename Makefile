@@ -11,7 +11,7 @@
 PREFIX  ?= /usr/local
 DATADIR ?= $(PREFIX)/share/sagebridge
 CC      ?= gcc
-PKGS     = yajl libxml-2.0 libcrypto inih sqlite3 libarchive zlib libcurl
+PKGS     = yajl libxml-2.0 libcrypto inih sqlite3 libarchive libisal libcurl
 WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS  ?= -O2 -g
 # link-time optimisation for the release build: the hot path crosses modules (reader, record,

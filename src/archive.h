@@ -19,8 +19,10 @@ typedef struct {
     size_t len;
 } arc_member;
 
-/* zlib level of archives unless the configuration says otherwise ([spool] archive_level) */
+/* igzip level of archives unless the configuration says otherwise ([spool] archive_level) */
 #define ARC_LEVEL_DEFAULT 1
+#define ARC_LEVEL_MIN     0
+#define ARC_LEVEL_MAX     3
 
 /* an archive being written: members are added in order, then it is committed */
 typedef struct arc_writer arc_writer;

@@ -107,7 +107,7 @@ struct spool {
     const char *replay_of; /* set while a replay runs through process_claimed */
     bool force;            /* replay --force-republish */
     uint64_t processed;
-    long archive_level; /* zlib level of archives */
+    long archive_level; /* igzip level of archives (0..3) */
     /* the archive of the batch being converted, started with its input (archive_batch
      * adds the rest): compressing the input overlaps the conversion */
     arc_writer *arc;
@@ -171,7 +171,7 @@ static const char conf_template[] =
     "on_record_error = skip\n"
     "# csv (what Sage's Data Import Manager reads), xml or both\n"
     "formats = csv\n"
-    "# zlib level of archive/… (1 fastest .. 9 smallest)\n"
+    "# gzip level of archive/… (isa-l igzip: 0 fastest .. 3 smallest)\n"
     "archive_level = 1\n"
     "# manual: batches for Clarity wait in out/clarity for `sagebridge deliver`;\n"
     "# auto: run delivers them as it goes\n"
@@ -299,7 +299,8 @@ static int load_settings(spool *s, sbuf *err)
         setting_long(s, "incomplete_timeout_s", 300, 0, 604800, &s->incomplete_s, err) ||
         setting_long(s, "rescan_s", 30, 1, 86400, &s->rescan_s, err) ||
         setting_long(s, "poll_ms", 1000, 10, 3600000, &s->poll_ms, err) ||
-        setting_long(s, "archive_level", ARC_LEVEL_DEFAULT, 1, 9, &s->archive_level, err) ||
+        setting_long(s, "archive_level", ARC_LEVEL_DEFAULT, ARC_LEVEL_MIN, ARC_LEVEL_MAX,
+                     &s->archive_level, err) ||
         setting_choice(s, "watch", "inotify", "poll", &s->poll_mode, err) ||
         setting_choice(s, "done_marker", "no", "yes", &s->done_marker, err) ||
         setting_choice(s, "on_record_error", "skip", "reject_file", &s->reject_file, err) ||

@@ -9,7 +9,7 @@
 # command to run and exits 1.  It prints nothing when everything is present.
 set -eu
 want=${1:-build}
-pkgs="gcc make pkg-config libyajl-dev libcsv-dev libxml2-dev libarchive-dev zlib1g-dev \
+pkgs="gcc make pkg-config libyajl-dev libcsv-dev libxml2-dev libarchive-dev libisal-dev \
 libcurl4-openssl-dev libsqlite3-dev libssl-dev libinih-dev"
 if [ "$want" = test ]; then
     pkgs="$pkgs libcmocka-dev libxml2-utils python3"
