@@ -100,14 +100,16 @@ struct arc_writer {
     uint64_t next_fill, next_take, next_write;
     pthread_t workers[ARC_WORKERS];
     int nworkers, stop;
-    int started; /* workers were asked for (at the first full block) */
+    int started;  /* workers were asked for (at the first full block) */
     gz_state *gz; /* blocks compressed by the caller: small archives, or no thread */
-    int werr;  /* errno of a failed write to the archive file */
-    int zfail; /* a block could not be compressed */
+    int werr;     /* errno of a failed write to the archive file */
+    int zfail;    /* a block could not be compressed */
     /* one member added in the background (arc_add_bg) */
     pthread_t feeder;
     int feeding;
-    arc_member bg_member;
+    int bg_n; /* members added in the background: their names and open files */
+    char **bg_name;
+    int *bg_fd;
     int bg_rc;
     sbuf bg_err;
 };
@@ -307,17 +309,15 @@ static int drain(arc_writer *w)
 
 /* ------------------------------------------------------------- writing */
 
-static int add_entry(struct archive *a, const arc_member *m, time_t mtime, sbuf *err)
+/* add_fd - a member whose bytes are the open file fd (closed here), or m->data */
+static int add_fd(struct archive *a, const arc_member *m, int fd, time_t mtime, sbuf *err)
 {
-    int fd = -1;
     int64_t size = (int64_t)m->len;
-    if (m->path) {
-        fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
         struct stat st;
-        if (fd < 0 || fstat(fd, &st) != 0) {
-            sbuf_printf(err, "%s: cannot read for the archive: %s", m->path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
+        if (fstat(fd, &st) != 0) {
+            sbuf_printf(err, "%s: cannot read for the archive: %s", m->member, strerror(errno));
+            close(fd);
             return -1;
         }
         size = st.st_size;
@@ -333,7 +333,7 @@ static int add_entry(struct archive *a, const arc_member *m, time_t mtime, sbuf 
     archive_entry_set_gid(e, 0);
     int rc = archive_write_header(a, e) == ARCHIVE_OK ? 0 : -1;
     archive_entry_free(e);
-    if (rc == 0 && m->path) {
+    if (rc == 0 && fd >= 0) {
         char *buf = xmalloc(ARC_BLOCK);
         ssize_t n;
         int64_t total = 0;
@@ -363,6 +363,38 @@ static int add_entry(struct archive *a, const arc_member *m, time_t mtime, sbuf 
     return rc;
 }
 
+/* open_member - the file of m (m->path), or -1 with err set */
+static int open_member(const arc_member *m, sbuf *err)
+{
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        sbuf_printf(err, "%s: cannot read for the archive: %s", m->path, strerror(errno));
+    return fd;
+}
+
+static int add_entry(struct archive *a, const arc_member *m, time_t mtime, sbuf *err)
+{
+    int fd = -1;
+    if (m->path && (fd = open_member(m, err)) < 0)
+        return -1;
+    return add_fd(a, m, fd, mtime, err);
+}
+
+/* bg_clear - forget the background members (the feeder is not running); open files close */
+static void bg_clear(arc_writer *w)
+{
+    for (int i = 0; i < w->bg_n; i++) {
+        free(w->bg_name[i]);
+        if (w->bg_fd[i] >= 0)
+            close(w->bg_fd[i]);
+    }
+    free(w->bg_name);
+    free(w->bg_fd);
+    w->bg_name = NULL;
+    w->bg_fd = NULL;
+    w->bg_n = 0;
+}
+
 /* free_writer - close and free everything; the temporary file goes unless kept */
 static void free_writer(arc_writer *w, int remove_tmp)
 {
@@ -389,8 +421,7 @@ static void free_writer(arc_writer *w, int remove_tmp)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->done);
-    free((char *)w->bg_member.member);
-    free((char *)w->bg_member.path);
+    bg_clear(w);
     sbuf_free(&w->bg_err);
     free(w->dir);
     free(w->tmp);
@@ -470,24 +501,58 @@ int arc_add(arc_writer *w, const arc_member *m, sbuf *err)
 static void *feeder(void *arg)
 {
     arc_writer *w = arg;
-    w->bg_rc = add_entry(w->a, &w->bg_member, w->mtime, &w->bg_err);
+    for (int i = 0; i < w->bg_n; i++) {
+        arc_member m = {w->bg_name[i], NULL, NULL, 0};
+        int fd = w->bg_fd[i];
+        w->bg_fd[i] = -1; /* add_fd closes it */
+        if (w->bg_rc == 0)
+            w->bg_rc = add_fd(w->a, &m, fd, w->mtime, &w->bg_err);
+        else
+            close(fd);
+    }
     return NULL;
 }
 
 int arc_add_bg(arc_writer *w, const char *member, const char *path, sbuf *err)
 {
+    return arc_add_files_bg(w, &member, &path, 1, err);
+}
+
+int arc_add_files_bg(arc_writer *w, const char *const *members, const char *const *paths, int n,
+                     sbuf *err)
+{
     if (join_feeder(w, err) != 0)
         return -1;
-    free((char *)w->bg_member.member);
-    free((char *)w->bg_member.path);
-    w->bg_member = (arc_member){xstrdup(member), xstrdup(path), NULL, 0};
+    bg_clear(w);
     w->bg_rc = 0;
     sbuf_reset(&w->bg_err);
-    struct stat st;
-    /* a small file is added here and now: a thread would cost more than it saves */
-    if ((stat(path, &st) == 0 && st.st_size < 4 * ARC_BLOCK) ||
-        thread_start(&w->feeder, "sb-archive", feeder, w) != 0)
-        return add_entry(w->a, &w->bg_member, w->mtime, err);
+    w->bg_name = xcalloc((size_t)n + 1, sizeof *w->bg_name);
+    w->bg_fd = xcalloc((size_t)n + 1, sizeof *w->bg_fd);
+    off_t total = 0;
+    /* every file is opened now: renamed or removed later (published, taken by Sage), it is
+     * still the file that was meant */
+    for (int i = 0; i < n; i++) {
+        arc_member m = {members[i], paths[i], NULL, 0};
+        int fd = open_member(&m, err);
+        if (fd < 0) {
+            bg_clear(w);
+            return -1;
+        }
+        struct stat st;
+        if (fstat(fd, &st) == 0)
+            total += st.st_size;
+        w->bg_name[w->bg_n] = xstrdup(members[i]);
+        w->bg_fd[w->bg_n++] = fd;
+    }
+    /* a few small files are added here and now: a thread would cost more than it saves */
+    if (total < 4 * ARC_BLOCK || thread_start(&w->feeder, "sb-archive", feeder, w) != 0) {
+        feeder(w);
+        int rc = w->bg_rc;
+        if (rc != 0)
+            sbuf_add(err, w->bg_err.p ? w->bg_err.p : "", w->bg_err.len);
+        bg_clear(w);
+        return rc;
+    }
     w->feeding = 1;
     return 0;
 }

@@ -37,6 +37,12 @@ int arc_add(arc_writer *w, const arc_member *m, sbuf *err);
  * (a batch's input is compressed while it is being converted); the next arc_add, arc_commit
  * or arc_abort waits for it.  -1 with err set (an earlier background member failed) */
 int arc_add_bg(arc_writer *w, const char *member, const char *path, sbuf *err);
+/* arc_add_files_bg - n members, files, added in this order by one thread of its own, the same
+ * way; each file is opened before it returns, so a file renamed or removed afterwards is still
+ * archived whole.  -1 with err set (a file cannot be opened, or an earlier background member
+ * failed) */
+int arc_add_files_bg(arc_writer *w, const char *const *members, const char *const *paths, int n,
+                     sbuf *err);
 /* arc_commit - finish, fsync, rename into place and fsync the folder; *rel gets
  * "YYYY/MM/DD/ID.tar.gz"; frees w (on failure too, removing the temporary file) */
 int arc_commit(arc_writer *w, char **rel, sbuf *err);

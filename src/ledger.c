@@ -15,6 +15,7 @@
 #include "ledger.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,8 +71,18 @@ static int fail(ledger *l)
     return -1;
 }
 
+/* no_memstatus - SQLite counts every allocation under a global mutex unless told not to;
+ * we never ask for its memory statistics.  Only possible before SQLite initialises: the
+ * first ledger opened in the process does it (a later call changes nothing). */
+static void no_memstatus(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 ledger *ledger_open(const char *path, sbuf *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, no_memstatus);
     ledger *l = xcalloc(1, sizeof *l);
     /* created 0640 by us: SQLite would use 0644, and gives its -wal and -shm the db's mode */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);

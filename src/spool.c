@@ -112,6 +112,7 @@ struct spool {
      * adds the rest): compressing the input overlaps the conversion */
     arc_writer *arc;
     char *arc_batch;
+    int arc_first; /* members already given to arc: the input, then maybe the outputs */
 };
 
 /* path_join - "a/b" (malloc'ed) */
@@ -728,11 +729,13 @@ static char *manifest(spool *s, const batch_row *b, const pub_file *f, int n, co
     gen_s(g, "force_republish");
     yajl_gen_bool(g, b->forced);
     gen_s(g, "input");
+    /* the input's SHA-256 was taken at the claim (b->input_sha256); the file is locked
+     * and unchanged since, so only its size is read here */
     char *in = path_join(s->work, b->input_name);
-    char hex[65] = "";
-    uint64_t size = 0;
-    file_digest(in, hex, &size);
+    struct stat ist;
+    uint64_t size = stat(in, &ist) == 0 ? (uint64_t)ist.st_size : 0;
     free(in);
+    char hex[65] = "";
     gen_file(g, b->input_name, b->input_sha256, size);
     gen_s(g, "outputs");
     yajl_gen_array_open(g);
@@ -942,10 +945,44 @@ static void arc_start(spool *s, const char *id, time_t claimed, const char *name
     s->arc = arc_begin(s->archive, id, claimed, claimed, (int)s->archive_level, &err);
     if (s->arc && arc_add_bg(s->arc, member.p, path, &err) != 0)
         arc_drop(s);
-    if (s->arc)
+    if (s->arc) {
         s->arc_batch = xstrdup(id);
+        s->arc_first = 1;
+    }
     sbuf_free(&err);
     sbuf_free(&member);
+}
+
+/* arc_outputs - the converted batch's outputs join its archive in the background, from their
+ * temporaries (opened now: publication renames them, Sage may take them), while step 4
+ * publishes.  A failure only costs the overlap: archive_batch starts over and reports it. */
+static void arc_outputs(spool *s, const batch_row *b, const pub_file *f, int n)
+{
+    if (!s->arc || !s->arc_batch || strcmp(s->arc_batch, b->id) != 0 || s->arc_first != 1)
+        return;
+    const char *out = b->out_dir ? b->out_dir : s->out_sage;
+    char **names = xcalloc((size_t)n + 1, sizeof *names);
+    char **paths = xcalloc((size_t)n + 1, sizeof *paths);
+    for (int i = 0; i < n; i++) {
+        sbuf mn = {0}, mp = {0};
+        sbuf_printf(&mn, "output/%s", f[i].name);
+        sbuf_printf(&mp, "%s/.%s.sbtmp", out, f[i].name);
+        names[i] = mn.p;
+        paths[i] = mp.p;
+    }
+    sbuf err = {0};
+    if (arc_add_files_bg(s->arc, (const char *const *)names, (const char *const *)paths, n, &err) ==
+        0)
+        s->arc_first = 1 + n;
+    else
+        arc_drop(s);
+    for (int i = 0; i < n; i++) {
+        free(names[i]);
+        free(paths[i]);
+    }
+    free(names);
+    free(paths);
+    sbuf_free(&err);
 }
 
 /* archive_batch - step 5, under the ledger's write lock so that the chain has one head */
@@ -1019,8 +1056,8 @@ static int archive_batch(spool *s, batch_row *b, const pub_file *f, int n)
     int first = 0; /* members already in the archive */
     arc_writer *w = NULL;
     if (s->arc && s->arc_batch && strcmp(s->arc_batch, b->id) == 0) {
-        w = s->arc; /* started at conversion, with the input in it */
-        first = 1;
+        w = s->arc; /* started at conversion, with the input (and the outputs) in it */
+        first = s->arc_first;
     } else {
         arc_drop(s);
         w = arc_begin(s->archive, b->id, claimed, claimed, (int)s->archive_level, &err);
@@ -1431,6 +1468,7 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
                       "template=%s records=%llu written=%llu rejected=%llu duplicate=%llu", b.tmpl,
                       (unsigned long long)cs.records, (unsigned long long)cs.written,
                       (unsigned long long)cs.rejected, (unsigned long long)cs.duplicates);
+            arc_outputs(s, &b, cs.files, cs.nfiles);
             worst(s, finish_batch(s, &b, fd));
             if (cs.rejected || cs.duplicates)
                 worst(s, EX_DATAERR);
