@@ -38,14 +38,39 @@
 #define SHOW_MAX       20 /* reject / warning lines printed per file */
 #define PIPE_MIN_BYTES (1 << 20)
 
+/* a record with its template result: what the reading thread hands to the mapping one (the
+ * result's values point into the record's text and the result's arena: they travel together) */
+typedef struct {
+    record rec;
+    tpl_result res;
+    int spec; /* res holds a speculative evaluation (tpl_run_new_spec) */
+    int rc;   /* and what it returned */
+} mapped;
+
+/*
+ * From a megabyte on, a file is read on this thread and mapped on another
+ * (sb-map), which sees the records in file order: it owns the duplicate
+ * sets, sequences, ledger hooks, the writers and the rejects.  Mapping
+ * costs about twice what reading does, so whenever sb-map falls behind
+ * (SPEC_BACKLOG records waiting) the reading thread also evaluates the
+ * template on the record it hands over, speculatively (tpl_run_new_spec);
+ * sb-map then only settles that result in order (tpl_settle), which gives
+ * exactly what its own evaluation would have.  The two threads balance
+ * themselves on two cores.
+ */
+#define SPEC_BACKLOG 48
+
 typedef struct {
     const convert_opts *o;
     const char *path; /* for messages */
     const char *file; /* to read */
     char *batch;
     cin_parser *cin;
-    pipeline *pipe; /* records mapped on a second thread while the file is read */
-    off_t size;     /* of the input */
+    pipeline *pipe;    /* records mapped on sb-map while the file is read */
+    mapped cur;        /* with pipe: the element being handed over */
+    tpl_run *run_spec; /* with pipe: the reading thread's speculative run */
+    int speculate;     /* SAGEBRIDGE_SPECULATE: -1 never, 1 always, 0 by the backlog */
+    off_t size;        /* of the input */
     template *t;
     tpl_run *run;
     tpl_result res;
@@ -183,12 +208,12 @@ static void gen_ki(yajl_gen g, const char *k, uint64_t v)
 }
 
 /* add_reject - one object in B.rejects.json and a line on stderr */
-static int add_reject(job *j, const record *rec, const tpl_issue *e)
+static int add_reject(job *j, const record *rec, const tpl_result *res, const tpl_issue *e)
 {
     if (j->st.rejected + j->st.duplicates <= SHOW_MAX)
         fprintf(stderr, "sagebridge: %s: record %llu (line %llu%s%.*s) rejected: %s%s%s: %s\n",
                 j->path, (unsigned long long)rec->index, (unsigned long long)rec->line,
-                j->res.key.n ? ", key " : "", (int)j->res.key.n, j->res.key.p, e->field,
+                res->key.n ? ", key " : "", (int)res->key.n, res->key.p, e->field,
                 *e->field ? ": " : "", e->code, e->message);
     if (!j->o->outdir)
         return 0;
@@ -213,7 +238,7 @@ static int add_reject(job *j, const record *rec, const tpl_issue *e)
     gen_ki(g, "record", rec->index);
     gen_ki(g, "line", rec->line);
     gen_ki(g, "offset", rec->offset);
-    gen_kv(g, "key", j->res.key.p, j->res.key.n);
+    gen_kv(g, "key", res->key.p, res->key.n);
     gen_kv(g, "field", e->field, strlen(e->field));
     gen_kv(g, "code", e->code, strlen(e->code));
     gen_kv(g, "message", e->message, strlen(e->message));
@@ -224,25 +249,25 @@ static int add_reject(job *j, const record *rec, const tpl_issue *e)
     return of_write(j->rejects, buf, len);
 }
 
-static void show_warnings(job *j, const record *rec)
+static void show_warnings(job *j, const record *rec, const tpl_result *res)
 {
-    for (size_t i = 0; i < j->res.nwarnings; i++) {
-        const tpl_issue *w = &j->res.warnings[i];
+    for (size_t i = 0; i < res->nwarnings; i++) {
+        const tpl_issue *w = &res->warnings[i];
         if (++j->st.warnings <= SHOW_MAX)
             fprintf(stderr, "sagebridge: %s: warning: record %llu (key %.*s): %s: %s: %s\n",
-                    j->path, (unsigned long long)rec->index, (int)j->res.key.n, j->res.key.p,
-                    w->field, w->code, w->message);
+                    j->path, (unsigned long long)rec->index, (int)res->key.n, res->key.p, w->field,
+                    w->code, w->message);
     }
 }
 
 /* add_totals - the record's control totals into its currency's sums */
-static void add_totals(job *j)
+static void add_totals(job *j, const tpl_result *res)
 {
     const tpl_output_desc *o = tpl_output(j->t);
     conv_totals *c = NULL;
     char cur[8];
-    snprintf(cur, sizeof cur, "%.*s", (int)(j->res.currency.n < 7 ? j->res.currency.n : 7),
-             j->res.currency.p);
+    snprintf(cur, sizeof cur, "%.*s", (int)(res->currency.n < 7 ? res->currency.n : 7),
+             res->currency.p);
     for (int i = 0; i < j->st.ncur && !c; i++)
         if (strcmp(j->st.cur[i].currency, cur) == 0)
             c = &j->st.cur[i];
@@ -258,22 +283,18 @@ static void add_totals(job *j)
     c->orders++;
     for (int t = 0; t < o->ntables; t++)
         if (o->tables[t].per_item)
-            c->lines += j->res.nrows[t];
+            c->lines += res->nrows[t];
     for (int i = 0; i < o->ntotals && i < CONV_MAX_TOTALS; i++)
-        dec_add(c->sums[i], j->res.totals[i], &c->sums[i]);
+        dec_add(c->sums[i], res->totals[i], &c->sums[i]);
 }
 
-/* on_record - called by the reader for every complete record */
-static int on_record(void *ctx, record *rec)
+/* take_result - a record's result, in file order: rejected, a duplicate of what was
+ * published before, or written */
+static int take_result(job *j, const record *rec, const tpl_result *res, int rc)
 {
-    job *j = ctx;
-    if (!j->t && choose_template(j) != 0)
-        return -1;
-    j->st.records++;
-    int rc = tpl_eval(j->run, rec, &j->res);
     if (rc != 0) {
         j->st.rejected++;
-        if (add_reject(j, rec, &j->res.errors[0]) != 0) {
+        if (add_reject(j, rec, res, &res->errors[0]) != 0) {
             fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
             j->status = 73;
             return -1;
@@ -282,12 +303,12 @@ static int on_record(void *ctx, record *rec)
     }
     if (j->o->accept) {
         sbuf why = {0};
-        int a = j->o->accept(j->o->accept_ctx, j->t, &j->res, &why);
+        int a = j->o->accept(j->o->accept_ctx, j->t, res, &why);
         if (a != 0) {
             tpl_issue dup = {"", "DUPLICATE_PUBLISHED", sbuf_str(&why)};
             if (a > 0) {
                 j->st.duplicates++;
-                a = add_reject(j, rec, &dup);
+                a = add_reject(j, rec, res, &dup);
             }
             sbuf_free(&why);
             if (a != 0) {
@@ -299,14 +320,14 @@ static int on_record(void *ctx, record *rec)
         }
         sbuf_free(&why);
     }
-    add_totals(j);
-    show_warnings(j, rec);
-    if (j->cw && cw_record(j->cw, &j->res, &j->err) != 0) {
+    add_totals(j, res);
+    show_warnings(j, rec, res);
+    if (j->cw && cw_record(j->cw, res, &j->err) != 0) {
         fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
         j->status = 74;
         return -1;
     }
-    if (j->w && sw_record(j->w, &j->res, &j->err) != 0) {
+    if (j->w && sw_record(j->w, res, &j->err) != 0) {
         fprintf(stderr, "sagebridge: %s\n", sbuf_str(&j->err));
         j->status = 74;
         return -1;
@@ -315,18 +336,88 @@ static int on_record(void *ctx, record *rec)
     return 0;
 }
 
+/* on_record - map one record here and now (small files, the first record, Sage CSVs) */
+static int on_record(void *ctx, record *rec)
+{
+    job *j = ctx;
+    if (!j->t && choose_template(j) != 0)
+        return -1;
+    j->st.records++;
+    return take_result(j, rec, &j->res, tpl_eval(j->run, rec, &j->res));
+}
+
+/* on_mapped - sb-map's side: settle a speculative result, or evaluate, then take it */
+static int on_mapped(void *ctx, void *elem)
+{
+    job *j = ctx;
+    mapped *m = elem;
+    j->st.records++;
+    int rc =
+        m->spec ? tpl_settle(j->run, &m->rec, &m->res, m->rc) : tpl_eval(j->run, &m->rec, &m->res);
+    return take_result(j, &m->rec, &m->res, rc);
+}
+
+static void mapped_init(void *elem, const void *arg)
+{
+    const job *j = arg;
+    mapped *m = elem;
+    record_init(&m->rec, tpl_schema(j->o->templates));
+    tpl_result_init(&m->res, j->t);
+    m->spec = m->rc = 0;
+}
+
+static void mapped_free(void *elem)
+{
+    mapped *m = elem;
+    record_free(&m->rec);
+    tpl_result_free(&m->res);
+}
+
+/* start_pipeline - sb-map, and the reading thread's speculative run */
+static void start_pipeline(job *j)
+{
+    pl_elem e = {sizeof(mapped), mapped_init, mapped_free, j};
+    j->pipe = pl_start("sb-map", PL_DEPTH, &e, on_mapped, j);
+    if (!j->pipe)
+        return;
+    mapped_init(&j->cur, j);
+    j->run_spec = tpl_run_new_spec(j->t);
+    const char *sp = getenv("SAGEBRIDGE_SPECULATE"); /* tests: "always" or "never" */
+    j->speculate = !sp ? 0 : !strcmp(sp, "always") ? 1 : !strcmp(sp, "never") ? -1 : 0;
+}
+
+/* stop_pipeline - every record mapped (discard: those still queued dropped), sb-map stopped */
+static void stop_pipeline(job *j, int discard)
+{
+    if (!j->pipe)
+        return;
+    pl_finish(j->pipe, discard);
+    j->pipe = NULL;
+    mapped_free(&j->cur);
+    tpl_run_free(j->run_spec);
+    j->run_spec = NULL;
+}
+
 /* on_record_read - the reader's side: the first record is mapped here (the template is
- * chosen with the reader's view of the file), the others on the pipeline's thread */
+ * chosen with the reader's view of the file), the others on sb-map */
 static int on_record_read(void *ctx, record *rec)
 {
     job *j = ctx;
-    if (j->pipe)
-        return pl_push(j->pipe, rec);
+    if (j->pipe) {
+        mapped *m = &j->cur;
+        m->spec = j->speculate > 0 || (j->speculate == 0 && pl_backlog(j->pipe) >= SPEC_BACKLOG);
+        if (m->spec)
+            m->rc = tpl_eval(j->run_spec, rec, &m->res);
+        record t = m->rec; /* the record goes with its result; rec gets a stale one */
+        m->rec = *rec;
+        *rec = t;
+        return pl_push(j->pipe, m);
+    }
     int rc = on_record(j, rec);
     /* a second thread pays off from about a megabyte on: a one-order file is done sooner
      * than a thread is started */
     if (rc == 0 && j->t && j->size >= PIPE_MIN_BYTES && !getenv("SAGEBRIDGE_NO_PIPELINE"))
-        j->pipe = pl_start(tpl_schema(j->o->templates), on_record, j);
+        start_pipeline(j);
     return rc;
 }
 
@@ -609,10 +700,8 @@ int convert_file(const convert_opts *o, const char *path, convert_stats *st)
     }
     free(buf);
     close(fd);
-    if (j.pipe) { /* a file that is not read to its end is not written: drop the rest */
-        pl_finish(j.pipe, io_err || (cs != CIN_OK && cs != CIN_STOPPED));
-        j.pipe = NULL;
-    }
+    /* a file that is not read to its end is not written: drop the rest */
+    stop_pipeline(&j, io_err || (cs != CIN_OK && cs != CIN_STOPPED));
     int rc;
     if (io_err) {
         fprintf(stderr, "sagebridge: %s: read error: %s\n", path, strerror(io_err));

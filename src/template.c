@@ -236,8 +236,8 @@ struct tpl_run {
     decimal *var_dec; /* a variable's value as a decimal, once asked for */
     bool *var_dec_done;
     uint64_t *pending; /* values of unique checks and columns of the current record */
-    seen **pending_set;
-    sbuf seen_err; /* what the on-disk part of a duplicate check said */
+    int *pending_set;  /* and their sets: SET_CHECK(i) or SET_COLUMN(i) */
+    sbuf seen_err;     /* what the on-disk part of a duplicate check said */
     int npending, cap_pending;
     /* fields parsed as decimals, kept for the record (quantity, unitPrice… are read by
      * several columns, checks and totals): valid where *_gen equals gen */
@@ -245,6 +245,29 @@ struct tpl_run {
     fdec hdr;
     fdec *items; /* per item group: nitems * nslots */
     int ngroups;
+    bool spec; /* tpl_run_new_spec: answers no duplicate question, asks them in res->spec */
+};
+
+/* a duplicate set named by an int: check i's (<unique>) or unique column i's */
+#define SET_CHECK(i)  ((i)*2)
+#define SET_COLUMN(i) ((i)*2 + 1)
+
+/* one question a speculative evaluation assumed the answer "no" to: is h in set? (and, for a
+ * column, is v used by an earlier batch?) */
+typedef struct {
+    int set;
+    uint64_t h;
+    const char *col; /* unique column: its name for the used hook; NULL for a check */
+    tval v;
+} spec_q;
+
+struct tpl_spec {
+    bool abandon; /* it met what only the ordered evaluation may do (a sequence, a ledger) */
+    spec_q *q;
+    size_t nq, capq;
+    int *pset; /* what an accepted record adds to the sets */
+    uint64_t *ph;
+    size_t np, capp;
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -1397,6 +1420,26 @@ typedef struct {
 } ectx;
 
 static int eval(node *n, ectx *c, tval *out);
+static int efail(ectx *c, const node *n, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* spec_ask - a speculative evaluation assumes "not seen" for (set, h): noted for tpl_settle */
+static void spec_ask(ectx *c, int set, uint64_t h, const char *col, tval v)
+{
+    struct tpl_spec *sp = c->res->spec;
+    if (sp->nq == sp->capq) {
+        sp->capq = sp->capq ? sp->capq * 2 : 8;
+        sp->q = xrealloc(sp->q, sp->capq * sizeof *sp->q);
+    }
+    sp->q[sp->nq++] = (spec_q){set, h, col, v};
+}
+
+/* spec_abandon - what only the ordered evaluation may do: this result is not used */
+static int spec_abandon(ectx *c)
+{
+    c->res->spec->abandon = true;
+    return efail(c, NULL, "TEMPLATE", "evaluated again in order");
+}
 
 static void add_issue(tpl_result *r, int warning, const char *field, const char *code,
                       const char *msg)
@@ -1990,6 +2033,8 @@ static int eval(node *n, ectx *c, tval *out)
         *out = (tval){"", 0};
         return 0;
     case N_KEY_OF: {
+        if (c->run->spec)
+            return spec_abandon(c);
         tval v;
         if (eval(n->kids[0], c, &v) != 0)
             return -1;
@@ -2000,6 +2045,8 @@ static int eval(node *n, ectx *c, tval *out)
         return 0;
     }
     case N_SEQUENCE: {
+        if (c->run->spec)
+            return spec_abandon(c);
         const tpl_hooks *h = c->run->hooks;
         uint64_t v = h && h->next ? h->next(h->ctx, n->s) : ++c->run->counters[n->i2];
         char buf[64];
@@ -2015,7 +2062,7 @@ static int eval(node *n, ectx *c, tval *out)
 }
 
 /* add_pending - remember a value to add to a set once the record is accepted */
-static void add_pending(tpl_run *r, seen *set, uint64_t h)
+static void add_pending(tpl_run *r, int set, uint64_t h)
 {
     if (r->npending == r->cap_pending) {
         r->cap_pending = r->cap_pending ? r->cap_pending * 2 : 8;
@@ -2079,12 +2126,17 @@ static int eval_cond(node *n, ectx *c)
         if (v.n == 0)
             return 1;
         uint64_t h = hash_bytes(v.p, v.n);
+        if (c->run->spec) { /* assumed new; tpl_settle asks */
+            spec_ask(c, SET_CHECK(n->i2), h, NULL, v);
+            add_pending(c->run, SET_CHECK(n->i2), h);
+            return 1;
+        }
         int was = seen_has(c->run->hsets[n->i2], h, &c->run->seen_err);
         if (was < 0)
             return efail(c, NULL, "TEMPORARY_STORAGE", "%s", sbuf_str(&c->run->seen_err));
         if (was)
             return 0;
-        add_pending(c->run, c->run->hsets[n->i2], h); /* kept only if the record is */
+        add_pending(c->run, SET_CHECK(n->i2), h); /* kept only if the record is */
         return 1;
     }
     case C_MIN_ITEMS:
@@ -2094,25 +2146,85 @@ static int eval_cond(node *n, ectx *c)
     }
 }
 
-tpl_run *tpl_run_new(template *t)
+/* run_new - a run; with its duplicate sets unless speculative */
+static tpl_run *run_new(template *t, bool spec)
 {
     tpl_run *r = xcalloc(1, sizeof *r);
     r->t = t;
+    r->spec = spec;
     r->counters = xcalloc((size_t)t->ncounters + 1, sizeof *r->counters);
     r->hsets = xcalloc((size_t)t->nhsets + 1, sizeof *r->hsets);
     r->uniq = xcalloc((size_t)t->nuniq + 1, sizeof *r->uniq);
     /* SAGEBRIDGE_SEEN_MEM: a test hook, so that a small file exercises the on-disk part */
     const char *sm = getenv("SAGEBRIDGE_SEEN_MEM");
     size_t mem = sm && atol(sm) > 0 ? (size_t)atol(sm) : SEEN_MEM_DEFAULT;
-    for (int i = 0; i < t->nhsets; i++)
+    for (int i = 0; i < t->nhsets && !spec; i++)
         r->hsets[i] = seen_new(mem);
-    for (int i = 0; i < t->nuniq; i++)
+    for (int i = 0; i < t->nuniq && !spec; i++)
         r->uniq[i] = seen_new(mem);
     r->var_val = xcalloc((size_t)t->nlets + 1, sizeof *r->var_val);
     r->var_done = xcalloc((size_t)t->nlets + 1, sizeof *r->var_done);
     r->var_dec = xcalloc((size_t)t->nlets + 1, sizeof *r->var_dec);
     r->var_dec_done = xcalloc((size_t)t->nlets + 1, sizeof *r->var_dec_done);
     return r;
+}
+
+tpl_run *tpl_run_new(template *t)
+{
+    return run_new(t, false);
+}
+
+tpl_run *tpl_run_new_spec(template *t)
+{
+    return run_new(t, true);
+}
+
+/* set_of - the duplicate set an int names (SET_CHECK / SET_COLUMN) */
+static seen *set_of(const tpl_run *r, int set)
+{
+    return set & 1 ? r->uniq[set / 2] : r->hsets[set / 2];
+}
+
+/* commit_pending - an accepted record's values join their sets; 1 (rejected: TEMPORARY_STORAGE)
+ * when the on-disk part of a set fails */
+static int commit_pending(tpl_run *r, tpl_result *res, const int *set, const uint64_t *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (seen_add(set_of(r, set[i]), h[i], &r->seen_err) < 0) {
+            add_issue(res, 0, "", "TEMPORARY_STORAGE", sbuf_str(&r->seen_err));
+            return 1;
+        }
+    return 0;
+}
+
+/*
+ * tpl_settle - the ordered half of a speculative evaluation.  The other
+ * thread evaluated the record as if every duplicate question had the answer
+ * "no" (not seen in this file, not used by an earlier batch) and noted the
+ * questions.  Asked now, in file order, against the real sets: when every
+ * answer is indeed "no", the ordered evaluation would have taken the same
+ * path to the same result, and only the record's values are added.  Any
+ * other answer (a duplicate, a failing on-disk set), or a result that met a
+ * sequence or a ledger lookup, is thrown away and the record is evaluated
+ * again here, in order, as tpl_eval always does.
+ */
+int tpl_settle(tpl_run *r, const record *rec, tpl_result *res, int spec_rc)
+{
+    struct tpl_spec *sp = res->spec;
+    if (!sp || sp->abandon)
+        return tpl_eval(r, rec, res);
+    const tpl_hooks *h = r->hooks;
+    for (size_t i = 0; i < sp->nq; i++) {
+        const spec_q *q = &sp->q[i];
+        int was = seen_has(set_of(r, q->set), q->h, &r->seen_err);
+        if (was == 0 && q->col && h && h->used && h->used(h->ctx, q->col, q->v.p, q->v.n))
+            was = 1;
+        if (was != 0)
+            return tpl_eval(r, rec, res);
+    }
+    if (spec_rc != 0)
+        return spec_rc;
+    return commit_pending(r, res, sp->pset, sp->ph, sp->np);
 }
 
 void tpl_run_set_hooks(tpl_run *r, const tpl_hooks *h)
@@ -2125,7 +2237,7 @@ void tpl_run_free(tpl_run *r)
     if (!r)
         return;
     for (int i = 0; i < r->t->nhsets; i++)
-        seen_free(r->hsets[i]);
+        seen_free(r->hsets[i]); /* NULL in a speculative run */
     for (int i = 0; i < r->t->nuniq; i++)
         seen_free(r->uniq[i]);
     sbuf_free(&r->seen_err);
@@ -2163,6 +2275,12 @@ void tpl_result_init(tpl_result *res, const template *t)
 
 void tpl_result_free(tpl_result *res)
 {
+    if (res->spec) {
+        free(res->spec->q);
+        free(res->spec->pset);
+        free(res->spec->ph);
+        free(res->spec);
+    }
     arena_free(&res->mem);
     free(res->nrows);
     free(res->rows);
@@ -2239,7 +2357,9 @@ static int eval_column(ectx *c, const column *col, tval *v)
             return -1;
     } else {
         int fits = v->n && fit_column(c, col, v, col->fallback != NULL) == 0, taken = 0;
-        if (fits) {
+        if (fits && c->run->spec) { /* assumed free; tpl_settle asks */
+            spec_ask(c, SET_COLUMN(col->uniq_id), hash_bytes(v->p, v->n), col->name, *v);
+        } else if (fits) {
             const tpl_hooks *h = c->run->hooks;
             taken = seen_has(c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n), &c->run->seen_err);
             if (taken < 0)
@@ -2265,7 +2385,7 @@ static int eval_column(ectx *c, const column *col, tval *v)
     if (!col->unique)
         return 0;
 unique_ok:
-    add_pending(c->run, c->run->uniq[col->uniq_id], hash_bytes(v->p, v->n));
+    add_pending(c->run, SET_COLUMN(col->uniq_id), hash_bytes(v->p, v->n));
     return 0;
 }
 
@@ -2381,6 +2501,12 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
     memset(r->var_dec_done, 0, (size_t)t->nlets * sizeof *r->var_dec_done);
     r->gen++; /* every field's cached decimal is stale */
     r->npending = 0;
+    if (r->spec) {
+        if (!res->spec)
+            res->spec = xcalloc(1, sizeof *res->spec);
+        res->spec->abandon = false;
+        res->spec->nq = res->spec->np = 0;
+    }
     ectx c = {.run = r, .rec = rec, .res = res};
 
     res->key = (tval){"", 0};
@@ -2492,10 +2618,17 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res)
         if (eval_dec(t->totals[i], &c, &res->totals[i]) != 0)
             return reject(&c, t->total_names[i]);
     }
-    for (int i = 0; i < r->npending; i++)
-        if (seen_add(r->pending_set[i], r->pending[i], &r->seen_err) < 0) {
-            efail(&c, NULL, "TEMPORARY_STORAGE", "%s", sbuf_str(&r->seen_err));
-            return reject(&c, "");
+    if (r->spec) { /* tpl_settle adds them, in order */
+        struct tpl_spec *sp = res->spec;
+        if (sp->capp < (size_t)r->npending) {
+            sp->capp = (size_t)r->npending;
+            sp->pset = xrealloc(sp->pset, sp->capp * sizeof *sp->pset);
+            sp->ph = xrealloc(sp->ph, sp->capp * sizeof *sp->ph);
         }
-    return 0;
+        sp->np = (size_t)r->npending;
+        memcpy(sp->pset, r->pending_set, sp->np * sizeof *sp->pset);
+        memcpy(sp->ph, r->pending, sp->np * sizeof *sp->ph);
+        return 0;
+    }
+    return commit_pending(r, res, r->pending_set, r->pending, (size_t)r->npending);
 }

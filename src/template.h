@@ -66,15 +66,16 @@ typedef struct {
     tval **rows;   /* per table: nrows * ncols values */
     tpl_issue *errors, *warnings;
     size_t nerrors, nwarnings, cap_err, cap_warn;
-    tval key;         /* business key (e.g. orderId), may be empty */
-    tval key_ref;     /* the output value the key maps to (<key column=…>, e.g. TranNo) */
-    tval currency;    /* of the control totals */
-    decimal *totals;  /* one value per tpl_output_desc.total_names (empty counts as 0) */
-    tval *op_json;    /* per operation: the body (or the collected item) as JSON text */
-    tval *op_resolve; /* per operation: JSON object of placeholders to resolve, "" if none */
-    tval *op_item;    /* grouped operations: this record's <lines> item */
-    tval *op_group;   /* grouped operations: the group value */
-    bool *op_when;    /* grouped operations: this record allows the operation (<when>) */
+    tval key;              /* business key (e.g. orderId), may be empty */
+    tval key_ref;          /* the output value the key maps to (<key column=…>, e.g. TranNo) */
+    tval currency;         /* of the control totals */
+    decimal *totals;       /* one value per tpl_output_desc.total_names (empty counts as 0) */
+    tval *op_json;         /* per operation: the body (or the collected item) as JSON text */
+    tval *op_resolve;      /* per operation: JSON object of placeholders to resolve, "" if none */
+    tval *op_item;         /* grouped operations: this record's <lines> item */
+    tval *op_group;        /* grouped operations: the group value */
+    bool *op_when;         /* grouped operations: this record allows the operation (<when>) */
+    struct tpl_spec *spec; /* a speculative evaluation's questions, for tpl_settle */
 } tpl_result;
 
 typedef struct template template;
@@ -119,10 +120,18 @@ typedef struct {
 } tpl_hooks;
 
 tpl_run *tpl_run_new(template *t);
+/* tpl_run_new_spec - a run for a thread that evaluates records ahead of their turn: it touches
+ * no duplicate set, sequence or hook; each result must pass tpl_settle, in file order, on the
+ * ordinary run */
+tpl_run *tpl_run_new_spec(template *t);
 void tpl_run_set_hooks(tpl_run *r, const tpl_hooks *h);
 void tpl_run_free(tpl_run *r);
 /* tpl_eval - map one record; 0 = rows ready, 1 = rejected (errors[0] says why) */
 int tpl_eval(tpl_run *r, const record *rec, tpl_result *res);
+/* tpl_settle - make res, from tpl_eval on a speculative run (which returned spec_rc), what
+ * tpl_eval(r, rec, res) would give, in order: the duplicate questions asked, the values added,
+ * or the record evaluated again; returns as tpl_eval */
+int tpl_settle(tpl_run *r, const record *rec, tpl_result *res, int spec_rc);
 void tpl_result_init(tpl_result *res, const template *t);
 void tpl_result_free(tpl_result *res);
 

@@ -182,3 +182,22 @@ expect "convert: the same records are rejected whether the keys were in memory o
 expect "convert: the two repeated orderIds are rejected" [ "$(python3 -c 'import json; print(sorted(r["record"] for r in json.load(open("dup-disk/dup.rejects.json"))))')" = "[2001, 2991]" ]
 expect "convert: the two TranNo clashes took W numbers" [ "$(grep -c '^W' dup-disk/SO_dup_StgSalesOrder.csv)" = 2 ]
 expect "convert: the same rows are written either way" diff -r dup-mem dup-disk -x '*.rejects.json'
+
+# --- the reading thread's speculative evaluation (tpl_settle) writes what the ordered one
+# writes: every record speculated, none, or none on a second thread at all; with keys in
+# memory and on disk (the file is over a megabyte, so it is read and mapped on two threads)
+expect "convert: the duplicates file is big enough for two threads" [ "$(wc -c <dup.ndjson)" -gt 1048576 ]
+mkdir -p dup-one
+SAGEBRIDGE_NO_PIPELINE=1 run convert dup.ndjson -o dup-one --format both
+for mode in always never; do
+    for mem in 0 16; do
+        d=dup-$mode-$mem
+        mkdir -p $d
+        if [ $mem = 0 ]; then
+            SAGEBRIDGE_SPECULATE=$mode run convert dup.ndjson -o $d --format both
+        else
+            SAGEBRIDGE_SEEN_MEM=$mem SAGEBRIDGE_SPECULATE=$mode run convert dup.ndjson -o $d --format both
+        fi
+        expect "convert: speculate=$mode, seen_mem=$mem: the same files, rejects included, as one thread" diff -r dup-one $d
+    done
+done

@@ -13,7 +13,8 @@
  *   - a consumer that returns nonzero stops the pipeline: a later pl_push
  *     returns -1 (within PL_DEPTH pushes), pl_finish returns that value and
  *     nothing after the stopping record is consumed;
- *   - pl_finish(p, 1) drops what is queued and returns promptly.
+ *   - pl_finish(p, 1) drops what is queued and returns promptly;
+ *   - pl_backlog tells how many records wait for a slow consumer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -156,9 +157,10 @@ static void snapshot(const fixture *f, const record *r, seen_rec *s)
             copy(s->sku[k], sizeof s->sku[k], p, len);
 }
 
-static int consume(void *ctx, record *rec)
+static int consume(void *ctx, void *elem)
 {
     fixture *f = ctx;
+    record *rec = elem;
     if (pthread_equal(pthread_self(), f->pusher))
         f->on_pusher = 1;
     if (rec->schema != f->schema)
@@ -218,12 +220,29 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+static void rec_init(void *elem, const void *schema)
+{
+    record_init(elem, schema);
+}
+
+static void rec_free(void *elem)
+{
+    record_free(elem);
+}
+
+/* start - a pipeline of records, as the reader's */
+static pipeline *start(fixture *f, pl_fn fn, void *ctx)
+{
+    pl_elem e = {sizeof(record), rec_init, rec_free, f->schema};
+    return pl_start("sb-test", PL_DEPTH, &e, fn, ctx);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static void test_every_record_once_in_order(void **state)
 {
     fixture *f = *state;
-    pipeline *p = pl_start(f->schema, consume, f);
+    pipeline *p = start(f, consume, f);
     assert_non_null(p);
     record r;
     record_init(&r, f->schema);
@@ -243,7 +262,7 @@ static void test_few_records_reach_consumer(void **state)
     /* fewer records than the pool holds (the consumer is woken only by pl_finish): still
      * every one is consumed before pl_finish returns */
     fixture *f = *state;
-    pipeline *p = pl_start(f->schema, consume, f);
+    pipeline *p = start(f, consume, f);
     assert_non_null(p);
     record r;
     record_init(&r, f->schema);
@@ -259,7 +278,7 @@ static void test_few_records_reach_consumer(void **state)
 static void test_no_records(void **state)
 {
     fixture *f = *state;
-    pipeline *p = pl_start(f->schema, consume, f);
+    pipeline *p = start(f, consume, f);
     assert_non_null(p);
     assert_int_equal(pl_finish(p, 0), 0);
     assert_int_equal(f->n, 0);
@@ -270,7 +289,7 @@ static void test_consumer_stop(void **state)
     fixture *f = *state;
     f->stop_at = 500;
     f->stop_rc = 7;
-    pipeline *p = pl_start(f->schema, consume, f);
+    pipeline *p = start(f, consume, f);
     assert_non_null(p);
     record r;
     record_init(&r, f->schema);
@@ -304,7 +323,7 @@ static void test_consumer_stop_on_last_record(void **state)
     fixture *f = *state;
     f->stop_at = 100;
     f->stop_rc = 3;
-    pipeline *p = pl_start(f->schema, consume, f);
+    pipeline *p = start(f, consume, f);
     assert_non_null(p);
     record r;
     record_init(&r, f->schema);
@@ -322,7 +341,7 @@ static void test_finish_discard(void **state)
     fixture *f = *state;
     const uint64_t pushed = 200; /* fewer than PL_DEPTH: pushing never waits */
     f->delay = 5000;             /* 5 ms a record: 1 s for all of them */
-    pipeline *p = pl_start(f->schema, consume, f);
+    pipeline *p = start(f, consume, f);
     assert_non_null(p);
     record r;
     record_init(&r, f->schema);
@@ -342,6 +361,30 @@ static void test_finish_discard(void **state)
     check_log(f, f->n); /* a prefix, in order */
 }
 
+/* pl_backlog counts what waits for a slow consumer (convert.c speculates on it) */
+static void test_backlog(void **state)
+{
+    fixture *f = *state;
+    f->delay = 2000; /* 2 ms a record */
+    pipeline *p = start(f, consume, f);
+    assert_non_null(p);
+    assert_int_equal(pl_backlog(p), 0);
+    record r;
+    record_init(&r, f->schema);
+    for (uint64_t i = 1; i <= 200; i++) { /* fewer than PL_DEPTH: pushing never waits */
+        fill(f, &r, i);
+        assert_int_equal(pl_push(p, &r), 0);
+    }
+    /* 192 are queued (the last 8 wait in the pusher's batch); the consumer took at most a
+     * batch or two of them in the few milliseconds since */
+    int b = pl_backlog(p);
+    if (b < 100 || b > 192)
+        fail_msg("pl_backlog is %d with 192 records queued for a 2 ms consumer", b);
+    assert_int_equal(pl_finish(p, 0), 0);
+    record_free(&r);
+    check_log(f, 200);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -353,6 +396,7 @@ int main(void)
         T(test_consumer_stop),
         T(test_consumer_stop_on_last_record),
         T(test_finish_discard),
+        T(test_backlog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
