@@ -11,7 +11,7 @@
  *     loses nor mixes records, and a record does not change under the
  *     consumer while fn runs;
  *   - a consumer that returns nonzero stops the pipeline: a later pl_push
- *     returns -1 (within PL_DEPTH pushes), pl_finish returns that value and
+ *     returns -1 (within TEST_DEPTH pushes), pl_finish returns that value and
  *     nothing after the stopping record is consumed;
  *   - pl_finish(p, 1) drops what is queued and returns promptly;
  *   - pl_backlog tells how many records wait for a slow consumer.
@@ -33,8 +33,9 @@
 #include "pipeline.h"
 #include "record.h"
 
-#define N        10000
-#define MAXITEMS 3
+#define N          10000
+#define TEST_DEPTH 256 /* the pool of the pipelines under test (convert.c uses PL_DEPTH) */
+#define MAXITEMS   3
 
 /* what the consumer saw of one record */
 typedef struct {
@@ -234,7 +235,7 @@ static void rec_free(void *elem)
 static pipeline *start(fixture *f, pl_fn fn, void *ctx)
 {
     pl_elem e = {sizeof(record), rec_init, rec_free, f->schema};
-    return pl_start("sb-test", PL_DEPTH, &e, fn, ctx);
+    return pl_start("sb-test", TEST_DEPTH, &e, fn, ctx);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -310,8 +311,8 @@ static void test_consumer_stop(void **state)
     record_free(&r);
     /* the reader learns of the stop at the latest when the pool runs out */
     assert_true(first_fail > 500);
-    if (first_fail > 500 + PL_DEPTH)
-        fail_msg("first failing pl_push was #%llu, later than 500 + PL_DEPTH",
+    if (first_fail > 500 + TEST_DEPTH)
+        fail_msg("first failing pl_push was #%llu, later than 500 + TEST_DEPTH",
                  (unsigned long long)first_fail);
     /* records 1..500 consumed, in order; none after the stopping one */
     check_log(f, 500);
@@ -329,7 +330,7 @@ static void test_consumer_stop_on_last_record(void **state)
     record_init(&r, f->schema);
     for (uint64_t i = 1; i <= 100; i++) {
         fill(f, &r, i);
-        assert_int_equal(pl_push(p, &r), 0); /* fewer than PL_DEPTH: none can fail */
+        assert_int_equal(pl_push(p, &r), 0); /* fewer than TEST_DEPTH: none can fail */
     }
     assert_int_equal(pl_finish(p, 0), 3);
     record_free(&r);
@@ -339,7 +340,7 @@ static void test_consumer_stop_on_last_record(void **state)
 static void test_finish_discard(void **state)
 {
     fixture *f = *state;
-    const uint64_t pushed = 200; /* fewer than PL_DEPTH: pushing never waits */
+    const uint64_t pushed = 200; /* fewer than TEST_DEPTH: pushing never waits */
     f->delay = 5000;             /* 5 ms a record: 1 s for all of them */
     pipeline *p = start(f, consume, f);
     assert_non_null(p);
@@ -371,7 +372,7 @@ static void test_backlog(void **state)
     assert_int_equal(pl_backlog(p), 0);
     record r;
     record_init(&r, f->schema);
-    for (uint64_t i = 1; i <= 200; i++) { /* fewer than PL_DEPTH: pushing never waits */
+    for (uint64_t i = 1; i <= 200; i++) { /* fewer than TEST_DEPTH: pushing never waits */
         fill(f, &r, i);
         assert_int_equal(pl_push(p, &r), 0);
     }
