@@ -706,3 +706,19 @@ until_true 60 has_done s7c "$WORK/grow.ndjson"
 b=$(batch_of s7c "$WORK/grow.ndjson")
 check "spool: watch: a file written in pieces is taken once, whole" '[ -n "$b" ] && [ "$(ls "$S/out/sage" | grep -c "[.]done")" = 1 ] && [ "$(($(lines_of "$S/out/sage/SO_${b}_StgSalesOrder.csv") - 1))" = "$nl" ] && empty "$S/in/clarity" && empty "$S/error"'
 stop_all
+
+# --- archive_level: igzip's 0..3; anything else is refused with the range, 0 still archives
+mk al
+sed -i 's/^archive_level = .*/archive_level = 4/' "$(cfg al)"
+drop "$EX/orders-2026-11-01.json" al orders-2026-11-01.json
+once al
+expect_rc "spool: archive_level = 4 is refused (78)" 78
+expect_err "spool: the refusal names archive_level and its range" 'archive_level = 4: expected a whole number from 0 to 3'
+expect "spool: a refused configuration leaves the input where it was" [ -f "$WORK/al/in/clarity/orders-2026-11-01.json" ]
+sed -i 's/^archive_level = .*/archive_level = 0/' "$(cfg al)"
+once al
+expect_rc "spool: archive_level = 0 runs (0)" 0
+"$SB" -c "$(cfg al)" archive verify >"$WORK/out" 2>"$WORK/err"
+rc=$?
+expect_rc "spool: an archive written at level 0 verifies" 0
+expect "spool: and gzip reads it as the same tar stream" sh -c "gzip -t $WORK/al/archive/*/*/*/*.tar.gz && tar tzf $WORK/al/archive/*/*/*/*.tar.gz | grep -q '^input/orders-2026-11-01.json$'"
