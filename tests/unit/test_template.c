@@ -43,6 +43,8 @@ typedef struct {
     tpl_set *set;
     template *t;
     tpl_run *run;
+    tpl_run *spec_run; /* spec: every record evaluated speculatively, then settled */
+    int spec;
     tpl_result res;
     int res_ready;
     outcome out[MAXOUT];
@@ -80,7 +82,13 @@ static int on_record(void *ctx, record *rec)
     assert_true(f->n < MAXOUT);
     outcome *o = &f->out[f->n++];
     memset(o, 0, sizeof *o);
-    o->rc = tpl_eval(f->run, rec, &f->res);
+    if (f->spec) { /* what convert.c does when the reading thread evaluates ahead */
+        if (!f->spec_run)
+            f->spec_run = tpl_run_new_spec(f->t);
+        o->rc = tpl_settle(f->run, rec, &f->res, tpl_eval(f->spec_run, rec, &f->res));
+    } else {
+        o->rc = tpl_eval(f->run, rec, &f->res);
+    }
     const tpl_output_desc *d = tpl_output(f->t);
     assert_true(d->ntables <= MAXT);
     if (o->rc == 0)
@@ -119,6 +127,13 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup_spec(void **state)
+{
+    setup(state);
+    ((fixture *)*state)->spec = 1;
+    return 0;
+}
+
 static void reset_outcomes(fixture *f)
 {
     for (size_t i = 0; i < f->n; i++)
@@ -133,6 +148,7 @@ static int teardown(void **state)
     if (f->res_ready)
         tpl_result_free(&f->res);
     tpl_run_free(f->run);
+    tpl_run_free(f->spec_run);
     tpl_set_free(f->set);
     cfg_free(f->cfg);
     free(f);
@@ -153,6 +169,8 @@ static template *load(fixture *f, const char *path)
     if (f->res_ready)
         tpl_result_free(&f->res);
     tpl_run_free(f->run);
+    tpl_run_free(f->spec_run);
+    f->spec_run = NULL;
     f->t = t;
     f->run = tpl_run_new(t);
     tpl_result_init(&f->res, t);
@@ -1151,6 +1169,12 @@ static void test_settings_override(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+/* the same test with every record evaluated speculatively and settled (tpl_settle): the
+ * duplicate sets, sequences and fallbacks must come out exactly as in order */
+#define S(fn)                                                                                      \
+    {                                                                                              \
+        "speculative: " #fn, fn, setup_spec, teardown, NULL                                        \
+    }
 
 int main(void)
 {
@@ -1208,6 +1232,14 @@ int main(void)
         T(test_check_non_negative),
         T(test_check_within),
         T(test_check_unique),
+        S(test_op_sequence),
+        S(test_unique_file_fallback),
+        S(test_unique_not_reserved_by_rejected_record),
+        S(test_unique_file_without_fallback),
+        S(test_unique_column_too_long),
+        S(test_check_unique),
+        S(test_checks_pass),
+        S(test_check_within),
         T(test_not_object_record_rejected),
         T(test_cfg_defaults),
         T(test_cfg_file),
