@@ -13,7 +13,8 @@
 
 #include <stddef.h>
 
-#define PL_DEPTH 128 /* records between the reader and the mapper (256 cost 1.2 MB of peak RSS, no speed) */
+/* records between the reader and the mapper (256 cost 1.2 MB more peak memory, no speed) */
+#define PL_DEPTH 128
 
 typedef struct pipeline pipeline;
 
