@@ -504,6 +504,48 @@ int ledger_tranno_used(ledger *l, const char *kind, const char *tranno, size_t n
     return rc;
 }
 
+/* one_tranno - the first TranNo of kind in the index order the statement asks for */
+static int one_tranno(ledger *l, const char *sql, const char *kind, char **out)
+{
+    *out = NULL;
+    sqlite3_stmt *st = prep(l, sql);
+    if (!st)
+        return -1;
+    bind_text(st, 1, kind);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = col_dup(st, 0);
+    release(l, st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(l);
+}
+
+int ledger_tranno_bounds(ledger *l, const char *kind, char **lo, char **hi)
+{
+    /* two statements: each is one step down the keys_tranno index, where min() and max()
+     * in one query would read the whole range */
+    *hi = NULL;
+    if (one_tranno(l,
+                   "SELECT tranno FROM keys WHERE kind = ? AND tranno IS NOT NULL "
+                   "ORDER BY tranno LIMIT 1",
+                   kind, lo) != 0 ||
+        one_tranno(l,
+                   "SELECT tranno FROM keys WHERE kind = ? AND tranno IS NOT NULL "
+                   "ORDER BY tranno DESC LIMIT 1",
+                   kind, hi) != 0) {
+        free(*lo);
+        free(*hi);
+        *lo = *hi = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int ledger_text_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+    return c ? c : (an > bn) - (an < bn);
+}
+
 char *ledger_key_tranno(ledger *l, const char *kind, const char *key)
 {
     sqlite3_stmt *st = prep(l, "SELECT tranno FROM keys WHERE kind = ? AND key = ?");

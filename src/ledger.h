@@ -73,6 +73,11 @@ int ledger_key_replace(ledger *l, const char *kind, const char *key, const char 
 int ledger_tranno_used_by_other(ledger *l, const char *kind, const char *tranno, size_t n,
                                 const char *batch_id);
 int ledger_tranno_used(ledger *l, const char *kind, const char *tranno, size_t n);
+/* ledger_tranno_bounds - the smallest and largest TranNo recorded for kind (malloc'ed, in
+ * SQLite's text order), both NULL when there is none; -1 on error */
+int ledger_tranno_bounds(ledger *l, const char *kind, char **lo, char **hi);
+/* ledger_text_cmp - two texts in the order of SQLite's BINARY collation (<0, 0, >0) */
+int ledger_text_cmp(const char *a, size_t an, const char *b, size_t bn);
 char *ledger_key_tranno(ledger *l, const char *kind, const char *key); /* malloc'ed or NULL */
 /* ledger_key_by_ref - the key published under this TranNo (malloc'ed or NULL) */
 char *ledger_key_by_ref(ledger *l, const char *kind, const char *ref, size_t n);

@@ -518,6 +518,11 @@ typedef struct {
     spool *s;
     const char *batch;
     const char *kind;
+    /* the smallest and largest TranNo of earlier batches (NULL: none), read before the
+     * conversion: a value outside them is not used, and needs no lookup.  Order numbers
+     * grow, so that is nearly every value of a new export. */
+    char *lo, *hi;
+    bool bounded;
 } hook_ctx;
 
 static int hook_used(void *ctx, const char *column, const char *v, size_t n)
@@ -526,6 +531,9 @@ static int hook_used(void *ctx, const char *column, const char *v, size_t n)
     hook_ctx *h = ctx;
     if (h->s->replay_of) /* a replay may reuse the numbers of the batch it replays */
         return ledger_tranno_used_by_other(h->s->led, h->kind, v, n, h->s->replay_of) == 1;
+    if (h->bounded && (!h->lo || ledger_text_cmp(v, n, h->lo, strlen(h->lo)) < 0 ||
+                       ledger_text_cmp(v, n, h->hi, strlen(h->hi)) > 0))
+        return 0;
     return ledger_tranno_used(h->s->led, h->kind, v, n) == 1;
 }
 
@@ -1358,7 +1366,9 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
         batch_row_free(&b);
         goto out;
     }
-    hook_ctx hc = {s, id, kind};
+    hook_ctx hc = {s, id, kind, NULL, NULL, false};
+    /* under the write lock: no other batch adds a TranNo before this one commits */
+    hc.bounded = ledger_tranno_bounds(s->led, kind, &hc.lo, &hc.hi) == 0;
     tpl_hooks hooks = {hook_used, hook_next, hook_key_of, &hc};
     sbuf rname = {0};
     sbuf_printf(&rname, "%s.rejects.json", name);
@@ -1477,6 +1487,8 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
     }
     batch_row_free(&b);
     sbuf_free(&rname);
+    free(hc.lo);
+    free(hc.hi);
 out:
     arc_drop(s); /* not archived (waiting, rejected, failed): its temporary goes */
     sbuf_free(&why);

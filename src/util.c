@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARENA_BLOCK 65536
+/* a block holds a record's template result (about 2 KB for an order of a few lines); the
+ * conversion keeps one per record in flight, so a small block keeps that pool small */
+#define ARENA_BLOCK 16384
 
 struct arena_block {
     arena_block *next;
