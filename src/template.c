@@ -19,6 +19,16 @@
  *	message shows it.  The first failure rejects the record and is reported
  *	with the field it concerns.
  *
+ * SPECULATING
+ *	The only state one record leaves for the next is what the duplicate
+ *	sets, sequences and ledger hooks hold.  A speculative run
+ *	(tpl_run_new_spec, on another thread, ahead of file order) touches
+ *	none of it: it answers "not seen" to every duplicate question and notes
+ *	the question, and gives up at a sequence or a ledger lookup.
+ *	tpl_settle, on the ordinary run and in file order, asks the noted
+ *	questions; all "no" means the ordinary evaluation would have gone the
+ *	same way, so the result stands and its values join the sets.
+ *
  * DIAGNOSTICS
  *	tpl_load returns NULL and puts "FILE:LINE: what to do" into err.
  */
