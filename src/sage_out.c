@@ -56,10 +56,7 @@ struct sage_writer {
 /* csv_cell - append one field to the row, quoted only when it must be */
 static void csv_cell(sage_writer *w, const char *p, size_t n)
 {
-    int quote = 0;
-    for (size_t i = 0; i < n && !quote; i++)
-        quote = p[i] == ',' || p[i] == '"' || p[i] == '\r' || p[i] == '\n';
-    if (!quote) {
+    if (csv_special(p, n) == n) {
         sbuf_add(&w->line, p, n);
         return;
     }
@@ -102,8 +99,12 @@ static char *file_name(const sage_writer *w, const char *suffix)
 /* xml_text - element text escaped as xmlEncodeSpecialChars does */
 static void xml_text(sbuf *b, const char *p, size_t n)
 {
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t start = 0, i = xml_special(p, n);
+    if (i == n) { /* the usual case: nothing to escape */
+        sbuf_add(b, p, n);
+        return;
+    }
+    for (; i < n; i++) {
         const char *rep;
         switch (p[i]) {
         case '<':

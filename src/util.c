@@ -249,6 +249,54 @@ size_t xml_forbidden(const char *str, size_t n)
     return n;
 }
 
+/* byte_eq - the high bit of each byte of w that equals the byte broadcast in b (SWAR; a
+ * borrow can mark a 0x01 byte above a match as well, so only "any" and the lowest mark are
+ * exact, which is all the scanners below use) */
+static inline uint64_t byte_eq(uint64_t w, uint64_t b)
+{
+    uint64_t x = w ^ b;
+    return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+}
+
+#define BCAST(c) (0x0101010101010101ULL * (unsigned char)(c))
+
+/* csv_special - offset of the first byte that makes an RFC 4180 field need quotes (comma,
+ * double quote, CR, LF), or n: eight bytes at a time, since most cells need none */
+size_t csv_special(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (byte_eq(w, BCAST(',')) | byte_eq(w, BCAST('"')) | byte_eq(w, BCAST('\r')) |
+            byte_eq(w, BCAST('\n')))
+            break;
+    }
+    for (; i < n; i++)
+        if (s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n')
+            return i;
+    return n;
+}
+
+/* xml_special - offset of the first byte that element text must escape (< > & " CR), or n */
+size_t xml_special(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (byte_eq(w, BCAST('<')) | byte_eq(w, BCAST('>')) | byte_eq(w, BCAST('&')) |
+            byte_eq(w, BCAST('"')) | byte_eq(w, BCAST('\r')))
+            break;
+    }
+    for (; i < n; i++)
+        if (s[i] == '<' || s[i] == '>' || s[i] == '&' || s[i] == '"' || s[i] == '\r')
+            return i;
+    return n;
+}
+
 /* utf8_valid - well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */
 bool utf8_valid(const char *str, size_t n)
 {
