@@ -4,7 +4,10 @@
  * WAL mode, synchronous=NORMAL: a commit survives the process being killed
  * (the tested case); after a power loss the newest commits may be lost, and
  * recovery then finds files further along than the ledger says, which it
- * handles because every step it redoes checks the files first.
+ * handles because every step it redoes checks the files first.  The one commit
+ * that must survive a power loss as well, a batch converted (with its business
+ * keys) before its outputs are published, is followed by ledger_sync, which
+ * syncs the WAL.
  *
  * A writer takes BEGIN IMMEDIATE, so two instances on one spool queue on
  * the database lock (busy_timeout) instead of failing.
@@ -157,6 +160,28 @@ int ledger_begin(ledger *l)
 int ledger_commit(ledger *l)
 {
     return exec(l, "COMMIT");
+}
+
+/* ledger_sync - the WAL, and with it every commit so far, made durable now.  For the commit
+ * after which something leaves the spool that cannot be taken back (a batch's outputs are
+ * published next): with synchronous=NORMAL alone, a power loss could forget the batch and its
+ * business keys while Sage already has its files, and the same orders would then be
+ * published again.  SQLite refuses to change PRAGMA synchronous inside a transaction, so the
+ * WAL is synced through its own file handle instead, after the COMMIT. */
+int ledger_sync(ledger *l)
+{
+    sqlite3_file *wal = NULL;
+    int rc = sqlite3_file_control(l->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+    if (rc == SQLITE_OK && wal && wal->pMethods)
+        rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+    else if (rc == SQLITE_OK)
+        rc = SQLITE_ERROR; /* no WAL open: not the journal mode the ledger runs in */
+    if (rc != SQLITE_OK) {
+        snprintf(l->err, sizeof l->err, "syncing the ledger's write-ahead log failed (%s)",
+                 sqlite3_errstr(rc));
+        return -1;
+    }
+    return 0;
 }
 
 void ledger_rollback(ledger *l)

@@ -41,6 +41,7 @@ const char *ledger_error(ledger *l);
 
 int ledger_begin(ledger *l); /* BEGIN IMMEDIATE: the spool's write lock */
 int ledger_commit(ledger *l);
+int ledger_sync(ledger *l); /* every commit so far made durable (the WAL synced) */
 void ledger_rollback(ledger *l);
 
 /* ledger_seen_sha - id of a batch that already processed this content, or NULL (malloc'ed) */

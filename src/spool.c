@@ -1144,8 +1144,11 @@ static void cleanup(spool *s, const batch_row *b, int fd)
     sbuf_printf(&bd, "%s/%s.d", s->work, b->id);
     rm_batch_dir(bd.p);
     sbuf_free(&bd);
-    fsync_dir(s->work, &bd);
-    sbuf_free(&bd);
+    /* No fsync of work/ here: the batch is archived and committed, so if a crash undoes the
+     * removal, recovery finds the input in work/ with its archived batch in the ledger, checks
+     * its SHA-256 and removes it again (recover, "archived but not yet removed").  Making the
+     * removal durable at once would cost a journal commit per file for nothing; the next
+     * fsync of the cycle carries it anyway. */
 }
 
 /* finish_batch - from whatever state the ledger has, on to archived and clean */
@@ -1472,7 +1475,18 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
             unstage(s, &cs);
             worst(s, EX_IOERR);
             result = DONE_SKIP;
+        } else if (ledger_sync(s->led) != 0) {
+            /* committed but perhaps not durable: nothing is published on it; the batch stays
+             * converted, and recovery (which syncs first) publishes it at the next start */
+            log_event(LOG_LVL_ERROR, id, name, "ledger-failed",
+                      "error=%s action=\"nothing published; the next start finishes the batch\"",
+                      log_q(ledger_error(s->led)));
+            worst(s, EX_IOERR);
+            result = DONE_SKIP;
         } else {
+            /* durable now: the outputs are published next, and Sage must never get a batch
+             * whose business keys a power loss could make the ledger forget (SPEC §3 rules 3
+             * and 4; synchronous=NORMAL alone does not sync a commit) */
             fault("after-converted");
             log_event(LOG_LVL_INFO, id, name, "converted",
                       "template=%s records=%llu written=%llu rejected=%llu duplicate=%llu", b.tmpl,
@@ -1706,6 +1720,17 @@ static void recover(spool *s)
         ledger_commit(s->led);
     }
     repair_chain_file(s);
+    /* what is finished below is published: its conversion must be durable first (a commit
+     * whose WAL sync failed in an earlier run may not be) */
+    if (n && ledger_sync(s->led) != 0) {
+        log_event(LOG_LVL_ERROR, NULL, s->dir, "recover-failed", "reason=%s",
+                  log_q(ledger_error(s->led)));
+        worst(s, EX_IOERR);
+        for (int i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+        return;
+    }
     for (int i = 0; i < n; i++) {
         batch_row b;
         if (ledger_batch_get(s->led, ids[i], &b) != 0)

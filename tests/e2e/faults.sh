@@ -273,6 +273,89 @@ expect "faults: slow upload: nothing in error/" [ -z "$(ls -A "$SPOOL/error")" ]
 check_invariants "$SPOOL" "$WORK/exp-slow" "slow upload"
 
 # ------------------------------------------------------------------------
+# 5b. what a power loss would keep: the order of syncs and renames (tests/lib/synclog.c)
+# A kill -9 keeps everything the kernel has, so sections 1-3 cannot tell whether a step was
+# durable before the next one began.  The calls' order can: a batch's conversion (its row and
+# its business keys, in the ledger's write-ahead log) must be synced before any of its outputs
+# is renamed into out/sage/, every output's data synced before its rename, the .done renamed
+# after the others and the folder synced after each, the archive synced before its rename.
+fresh sync
+SHIM=$WORK/synclog.so
+if ! cc -shared -fPIC -o "$SHIM" "$TOP/tests/lib/synclog.c" -ldl 2>"$WORK/synclog.cc"; then
+    fail "faults: sync order: the shim builds" "$(head -c 400 "$WORK/synclog.cc")"
+else
+    cp "$EX"/orders-* "$SPOOL/in/clarity/"
+    n_in=$(ls "$SPOOL/in/clarity" | wc -l)
+    touch -d '1 hour ago' "$SPOOL"/in/clarity/*
+    : >"$WORK/synclog"
+    # (ASan wants to be first among the preloaded libraries; the shim only wraps libc calls)
+    SYNCLOG=$WORK/synclog LD_PRELOAD=$SHIM ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 \
+        "$SB" -c "$CONF" run --once >>"$LOG" 2>&1
+    rc=$?
+    expect "faults: sync order: the run succeeds (exit $rc)" [ "$rc" = 0 ]
+    expect "faults: sync order: examples to convert ($n_in)" [ "$n_in" -ge 2 ]
+    python3 - "$WORK/synclog" "$SPOOL" "$n_in" <<'PY'
+import os, re, sys
+log, spool, n_in = sys.argv[1], os.path.realpath(sys.argv[2]), int(sys.argv[3])
+ev = [l.rstrip("\n").split(" ") for l in open(log)]
+out, arc = spool + "/out/sage/", spool + "/archive/"
+wal = spool + "/ledger.db-wal"
+def res(name, ok, why):
+    print(("PASS " if ok else "FAIL ") + "faults: sync order: " + name + ("" if ok else ": " + why))
+bad_wal, bad_data, bad_dir, bad_done, bad_arc = [], [], [], [], []
+batches = {}
+for i, e in enumerate(ev):
+    if e[0] != "rename" or len(e) != 3 or not e[2].startswith(out) or "/." in e[2]:
+        continue
+    final = e[2]
+    m = re.match(r"(?:SO|ITEM|CUST|RCPT)_(.*?)(?:_Stg\w+\.csv|\.xml|\.done)$", os.path.basename(final))
+    if not m:
+        continue
+    b = batches.setdefault(m.group(1), {"first": i, "renames": []})
+    b["renames"].append((i, final))
+    # its data synced (as the temp name) before the rename
+    if not any(x[0] in ("fsync", "fdatasync") and x[1] == e[1] for x in ev[:i]):
+        bad_data.append(os.path.basename(final))
+for bid, b in batches.items():
+    first = b["first"]
+    # the WAL synced after the batch's conversion was committed (after its outputs' data
+    # were synced, which happens before the commit) and before its first rename
+    data_syncs = [j for j, x in enumerate(ev[:first]) if x[0] in ("fsync", "fdatasync")
+                  and bid in x[1] and x[1].startswith(out)]
+    lo = max(data_syncs) if data_syncs else 0
+    if not any(x[0] in ("fsync", "fdatasync") and x[1] == wal for x in ev[lo:first]):
+        bad_wal.append(bid)
+    names = [os.path.basename(f) for _, f in b["renames"]]
+    if not names[-1].endswith(".done") or sum(n.endswith(".done") for n in names) != 1:
+        bad_done.append(bid)
+    # out/sage synced between the last data file's rename and the .done's, and after the .done's
+    idone = b["renames"][-1][0]
+    iprev = b["renames"][-2][0] if len(b["renames"]) > 1 else first
+    dsync = lambda a, z: any(x[0] in ("fsync", "fdatasync") and x[1] == out.rstrip("/") for x in ev[a:z])
+    if not dsync(iprev, idone) or not dsync(idone, len(ev)):
+        bad_dir.append(bid)
+    # its archive: data synced before the rename to the final name, the folder after it
+    ren = [(j, x) for j, x in enumerate(ev) if x[0] == "rename" and len(x) == 3 and x[2].startswith(arc)
+           and os.path.basename(x[2]) == bid + ".tar.gz"]
+    if len(ren) != 1:
+        bad_arc.append(bid + " (not archived once)")
+    else:
+        j, x = ren[0]
+        synced = any(y[0] in ("fsync", "fdatasync") and y[1] == x[1] for y in ev[:j])
+        dir_after = any(y[0] in ("fsync", "fdatasync") and y[1] == os.path.dirname(x[2]) for y in ev[j:])
+        if not (synced and dir_after):
+            bad_arc.append(bid)
+res("one batch per example published (%d of %d)" % (len(batches), n_in), len(batches) == n_in, str(sorted(batches)))
+res("the ledger's WAL is synced after each conversion commits and before its first output is renamed into out/sage",
+    batches and not bad_wal, "not for %s" % bad_wal)
+res("every output's data is synced before its rename", not bad_data, str(bad_data))
+res("the .done is renamed last, once, with out/sage synced before and after it", batches and not bad_done and not bad_dir,
+    "order %s, folder %s" % (bad_done, bad_dir))
+res("every archive is synced before its rename and its folder after", batches and not bad_arc, str(bad_arc))
+PY
+fi
+
+# ------------------------------------------------------------------------
 # 6. a full disk: no crash, nothing half-published, nothing lost; processed once there is room
 
 # disk_full_after_run LABEL NAME ORIG : checks right after a run that ran out of space
