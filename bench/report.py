@@ -119,6 +119,10 @@ def machine(out_dir, R):
         ("kernel", platform.release()),
         ("filesystem of bench/out", " ".join(sh(["df", "--output=fstype,source", out_dir]).splitlines()[1:2])
          or sh(["stat", "-f", "-c", "%T", out_dir]) or "?"),
+        ("speed of each CPU (the yajl parse reference pinned with taskset, best of 3)",
+         "; ".join("%s: %s" % (when, R.m("bench", "cpus_" + key)) for when, key in
+                   (("at the start", "start"), ("after convert", "convert"), ("at the end", "end"))
+                   if R.m("bench", "cpus_" + key)) or "not measured"),
         ("load average (1, 5, 15 min)", "%s at the start, %s at the end" % (R.m("bench", "load_start", "?"),
                                                                           R.m("bench", "load_end", "?"))),
         ("sagebridge", "%s, commit %s%s; binary built %s, sha256 %s… (a copy of it was measured)" % (
@@ -213,6 +217,18 @@ def main():
 
     big_row("csv200", "convert --format csv", mb200, "jq200", "jq -r", "x")
     big_row("both200", "convert --format both", mb200, "parse200", "yajl parse", "%")
+    if R.ok("copyref") and R.best_extra("copyref", "wall"):
+        w = R.best_extra("copyref", "wall")
+        out_mb = R.best_extra("copyref", "bytes") / 1e6
+        bound = "—"
+        if "parse200" in speed:
+            bound = "bounds convert --format both at %.0f %% of yajl parse speed" % (
+                100 * (mb200 / w) / speed["parse200"])
+        rows.append(["durable copy of the --format both output (reference: write, fsync, rename)",
+                     "%.0f MB written" % out_mb, R.n("copyref"), fmt_s(w), fmt_rate(out_mb / w, "MB/s"),
+                     "— (Python)", "not traced", "—", bound])
+    else:
+        bad("copyref", "durable copy of the --format both output (reference)", "the both output")
     big_row("run200", "run --once (claim, convert, publish, archive, ledger)", mb200, "parse200", "yajl parse", "%")
     big_row("run200both", "run --once, formats = both (not a SPEC line: the spool's default is %s)" % spool_fmt,
             mb200, "parse200", "yajl parse", "%")
@@ -423,6 +439,17 @@ def main():
            "- write+fsync+rename reference: bench/fsync_ref.py, 500 files the size of one one-order "
            "export, each written under a temp name, fsync'd, renamed, and the folder fsync'd "
            "(SPEC §3 rule 4's sequence and nothing else), in bench/out/ (the spools' filesystem).",
+           "- durable copy reference: bench/copy_ref.py copies the files the last `convert --format both` "
+           "left (two CSVs, the XML, the .done) into bench/out/ as publish.c writes them (256 KiB writes "
+           "to a temp name, writeback started every 8 MiB, fsync, rename, fsync of the folder) and does "
+           "nothing else; the sources are in the page cache.  Any program that leaves these bytes durable "
+           "needs at least that long, so input size / its time is a ceiling for `--format both` on this "
+           "disk, shown as a percentage of the parse reference's speed.",
+           "- speed of each CPU: before the references, after the convert measurements and at the end, "
+           "bench/parse_only is run three times pinned to each CPU (`taskset -c`), best time shown.  It is "
+           "recorded to read the run by, not used in any ratio: the references are single-threaded and "
+           "their best run lands on whichever CPU is fast, while sagebridge's reader and mapper threads "
+           "use both CPUs at once.",
            "- `convert`: output into an empty folder in bench/out/.  `run --once`: a fresh spool "
            "(`sagebridge init`) with the export hard-linked into in/clarity/ (mtime an hour back, so "
            "settled); checked afterwards: one .done, one archive, nothing in error/ or in/.  The spool "

@@ -161,6 +161,27 @@ ITEMS_STOCK=$OUT/items-$DOPS_STOCK.csv
 [ -s "$ITEMS" ] || "$PY" "$B/mkfiles.py" items "$ITEMS" "$DOPS" || die "mkfiles.py items failed"
 [ -s "$ITEMS_STOCK" ] || "$PY" "$B/mkfiles.py" items "$ITEMS_STOCK" "$DOPS_STOCK" || die "mkfiles.py items failed"
 
+# ------------------------------------------------------------------- the CPUs
+# cpu_probe WHEN : the parse reference pinned to each CPU in turn (taskset), best of 3 each.
+# The two CPUs of this virtual machine do not always run at the same speed (one of them can be
+# 50 % slower for minutes while the other is not); a single-threaded reference's best of N
+# runs on whichever CPU is fast, and sagebridge's two threads use both.  Recorded, not used in
+# any ratio: it tells how to read the run.
+cpu_probe() {
+    command -v taskset >/dev/null || { meta bench "cpus_$1=taskset not installed"; return 0; }
+    local c ts out=""
+    for ((c = 0; c < $(nproc); c++)); do
+        ts=""
+        for _ in 1 2 3; do
+            ts="$ts $( { TIMEFORMAT=%R; time taskset -c "$c" "$OUT/parse_only" "$F200" >/dev/null 2>&1; } 2>&1 )"
+        done
+        # shellcheck disable=SC2086 # the three times, one per line
+        out="$out${out:+, }cpu$c $(printf '%s\n' $ts | sort -g | head -1) s"
+    done
+    meta bench "cpus_$1=$out"
+}
+cpu_probe start
+
 # ------------------------------------------------------------------- references
 say "reference: yajl parse only, $SIZE MB"
 bench parse200 "$N" : : 1 -- "$OUT/parse_only" "$F200"
@@ -195,7 +216,17 @@ say "convert --format csv, $SIZE MB"
 bench csv200 "$N" conv_setup conv_csv_check 1 -- "$SB" convert "$F200" -o "$CONV" --format csv
 say "convert --format both, $SIZE MB"
 bench both200 "$N" conv_setup conv_both_check 1 -- "$SB" convert "$F200" -o "$CONV" --format both
-rm -rf "$CONV"
+# the disk's share of --format both: the same output bytes copied and made durable, nothing else
+COPY=$OUT/copy-ref
+copy_setup() { rm -rf "$COPY"; }
+if conv_both_check; then
+    say "reference: durable copy of the --format both output"
+    bench copyref "$N" copy_setup : 0 --json-stdout -- "$PY" "$B/copy_ref.py" "$CONV" "$COPY"
+else
+    broken copyref "no --format both output to copy"
+fi
+rm -rf "$CONV" "$COPY"
+cpu_probe convert
 
 # ------------------------------------------------------------------- run --once, one big file
 RS=$OUT/spool-run
@@ -344,6 +375,7 @@ if [ "$BIG" = 1 ]; then
 fi
 
 # ------------------------------------------------------------------- the report
+cpu_probe end
 meta bench "seconds=$(($(date +%s) - T_START))" "load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$KEEP" = 1 ] || rm -rf "$OUT"/spool-* "$CONV" "$BIN"
 "$PY" "$B/report.py" "$REC" "$B/RESULTS.md" --out-dir "$OUT"
