@@ -266,12 +266,105 @@ decimal dec_round(decimal a, int scale)
     return a;
 }
 
+/* the 64-bit powers of ten, 10^0 .. 10^19 */
+static const uint64_t pow10u[20] = {1ULL,
+                                    10ULL,
+                                    100ULL,
+                                    1000ULL,
+                                    10000ULL,
+                                    100000ULL,
+                                    1000000ULL,
+                                    10000000ULL,
+                                    100000000ULL,
+                                    1000000000ULL,
+                                    10000000000ULL,
+                                    100000000000ULL,
+                                    1000000000000ULL,
+                                    10000000000000ULL,
+                                    100000000000000ULL,
+                                    1000000000000000ULL,
+                                    10000000000000000ULL,
+                                    100000000000000000ULL,
+                                    1000000000000000000ULL,
+                                    10000000000000000000ULL};
+
+/* "00" .. "99": two digits per division */
+static const char digits2[201] = "00010203040506070809101112131415161718192021222324252627282930313233"
+                                 "34353637383940414243444546474849505152535455565758596061626364656667"
+                                 "6869707172737475767778798081828384858687888990919293949596979899";
+
+/* put_digits - u's decimal digits ending at p, at least `min` of them (zeros in front); the
+ * new start */
+static char *put_digits(char *p, uint64_t u, int min)
+{
+    int n = 0;
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        *--p = digits2[2 * r + 1];
+        *--p = digits2[2 * r];
+        n += 2;
+    }
+    if (u >= 10) {
+        *--p = digits2[2 * u + 1];
+        *--p = digits2[2 * u];
+        n += 2;
+    } else if (u || n < min) {
+        *--p = (char)('0' + u);
+        n++;
+    }
+    while (n < min)
+        *--p = '0', n++;
+    return p;
+}
+
+/* format_u64 - dec_format for a value whose digits at `scale` places fit in 64 bits (nearly
+ * every amount): the same text, without 128-bit arithmetic; 0 when it does not apply */
+static size_t format_u64(decimal r, int scale, bool trim, char *buf, size_t bufsz)
+{
+    if (scale < 0 || r.scale > scale || scale > 18 || r.coef > (__int128)INT64_MAX ||
+        r.coef < -(__int128)INT64_MAX)
+        return 0;
+    bool neg = r.coef < 0;
+    uint64_t u = (uint64_t)(neg ? -r.coef : r.coef), m = pow10u[scale - r.scale];
+    if (u > UINT64_MAX / m)
+        return 0;
+    u *= m;
+    char tmp[48];
+    char *end = tmp + sizeof tmp, *p = end;
+    if (scale > 0) {
+        uint64_t frac = u % pow10u[scale];
+        u /= pow10u[scale];
+        int keep = scale;
+        if (trim) /* trailing zeros and then a bare point go */
+            while (keep > 0 && frac % 10 == 0)
+                frac /= 10, keep--;
+        if (keep > 0) {
+            p = put_digits(p, frac, keep);
+            *--p = '.';
+        }
+    }
+    p = put_digits(p, u, 1);
+    if (neg)
+        *--p = '-';
+    size_t len = (size_t)(end - p);
+    if (len + 1 > bufsz)
+        return 0;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    return len;
+}
+
 /* dec_format - write the value with exactly `scale` places, or trimmed */
 size_t dec_format(decimal a, int scale, bool trim, char *buf, size_t bufsz)
 {
+    decimal r0 = dec_round(a, scale);
+    size_t fast = format_u64(r0, scale, trim, buf, bufsz);
+    if (fast)
+        return fast;
     char tmp[DEC_TEXT_MAX + 8];
     char *p = tmp + sizeof tmp;
-    decimal r = dec_round(a, scale);
+    decimal r = r0;
     decimal w;
     if (rescale_up(r, scale, &w) != DEC_OK)
         w = r; /* cannot happen for values parsed under DEC_LIMIT at scale <= 18 */

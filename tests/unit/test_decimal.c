@@ -269,6 +269,103 @@ static void test_strerror(void **state)
     assert_string_equal(dec_strerror(DEC_OK), "ok");
 }
 
+/* ref_format - the formatting rule written plainly, as the oracle for dec_format: the value
+ * rounded half away from zero to `scale` places (dec_round, tested above), its digits with
+ * exactly `scale` after the point (at least one before it), a minus for a negative value, and
+ * with `trim` the trailing fraction zeros and then a bare point removed */
+static void ref_format(decimal a, int scale, bool trim, char *out)
+{
+    decimal r = dec_round(a, scale);
+    __int128 c = r.coef < 0 ? -r.coef : r.coef;
+    char d[80];
+    int n = 0;
+    do {
+        d[n++] = (char)('0' + (int)(c % 10));
+        c /= 10;
+    } while (c);
+    char digits[80];
+    for (int i = 0; i < n; i++) /* reversed: most significant first */
+        digits[i] = d[n - 1 - i];
+    for (int z = r.scale; z < scale; z++) /* up to exactly `scale` places */
+        digits[n++] = '0';
+    while (n <= scale) { /* at least one digit before the point */
+        memmove(digits + 1, digits, (size_t)n);
+        digits[0] = '0';
+        n++;
+    }
+    char *o = out;
+    if (r.coef < 0)
+        *o++ = '-';
+    memcpy(o, digits, (size_t)(n - scale));
+    o += n - scale;
+    if (scale > 0) {
+        *o++ = '.';
+        memcpy(o, digits + n - scale, (size_t)scale);
+        o += scale;
+    }
+    *o = '\0';
+    if (trim && scale > 0) {
+        while (o[-1] == '0')
+            *--o = '\0';
+        if (o[-1] == '.')
+            *--o = '\0';
+    }
+}
+
+/* dec_format against the plain rule: random coefficients of 1 to 36 digits (across the 64-bit
+ * boundary where it changes method), every value scale and target scale 0..18, trimmed or not,
+ * as long as the value at the target scale has at most DEC_MAX_DIGITS digits */
+static void test_format_matches_the_rule(void **state)
+{
+    (void)state;
+    unsigned long long x = 0x9E3779B97F4A7C15ULL;
+    char want[96], got[DEC_TEXT_MAX];
+    for (int round = 0; round < 300000; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int ndig = 1 + (int)(x % 36);
+        __int128 c = 0;
+        for (int i = 0; i < ndig; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            c = c * 10 + (__int128)(i == 0 && x % 5 == 0 ? 0 : x % 10);
+        }
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        decimal a = {(x & 1) ? -c : c, (int)((x >> 1) % 19)};
+        int scale = (int)((x >> 8) % 19);
+        bool trim = (x >> 16) & 1;
+        if (ndig + (scale > a.scale ? scale - a.scale : 0) > DEC_MAX_DIGITS)
+            continue; /* more digits at that scale than a decimal carries */
+        ref_format(a, scale, trim, want);
+        size_t n = dec_format(a, scale, trim, got, sizeof got);
+        if (strlen(want) + 1 > sizeof got) {
+            assert_int_equal(n, 0); /* does not fit: refused, nothing half written */
+            continue;
+        }
+        if (n != strlen(want) || strcmp(got, want) != 0)
+            fail_msg("dec_format(coef %s%llu..., scale %d -> %d, trim %d) = \"%s\", the rule says "
+                     "\"%s\"",
+                     a.coef < 0 ? "-" : "", (unsigned long long)(c % 1000000000000000000ULL),
+                     a.scale, scale, (int)trim, got, want);
+    }
+    /* the edges of the 64-bit path, each side */
+    static const char *const edge[] = {"9223372036854775807", "9223372036854775808",
+                                       "18446744073709551615", "18446744073709551616",
+                                       "0.000000000000000001", "999999999999999999.5",
+                                       "-9223372036854775807", "-0.004"};
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++)
+        for (int sc = 0; sc <= 18; sc++) {
+            decimal a = P(edge[i]);
+            ref_format(a, sc, false, want);
+            size_t nd = strspn(want + (want[0] == '-'), "0123456789") + (size_t)sc;
+            if (nd > DEC_MAX_DIGITS)
+                continue; /* more digits at that scale than a decimal carries */
+            size_t n = dec_format(a, sc, false, got, sizeof got);
+            if (strlen(want) + 1 > sizeof got)
+                assert_int_equal(n, 0);
+            else
+                assert_string_equal(got, want);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_cmp_across_scales),
         cmocka_unit_test(test_neg_abs_sign),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_format_matches_the_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
