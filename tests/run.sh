@@ -51,6 +51,14 @@ tests/lib/golden.sh "$work/golden" >"$work/golden.res" 2>&1
 cat "$work/golden.res"
 tally "$work/golden.res"
 
+echo "== the mock Clarity API's own checks (the end-to-end tests rely on it)"
+python3 tests/lib/test_mock_clarity.py >"$work/mock.res" 2>&1
+rc=$?
+[ $rc -ne 0 ] && ! grep -q '^FAIL ' "$work/mock.res" && echo "FAIL test_mock_clarity.py: exited $rc" >>"$work/mock.res"
+grep -E '^(PASS|FAIL) ' "$work/mock.res"
+grep -q '^FAIL ' "$work/mock.res" && grep -v -E '^(PASS|FAIL) ' "$work/mock.res" | tail -15
+tally "$work/mock.res"
+
 echo "== end to end"
 for s in tests/e2e/*.sh; do
     [ -f "$s" ] || continue

@@ -463,6 +463,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mock_clarity/1.0"
     mock: Mock = None  # set by main
+    stop_after = False  # POST /__mock/shutdown: stop once its answer is written
 
     def log_message(self, fmt, *args):  # quiet: the JSON log is the record
         if self.mock.args.verbose:
@@ -516,7 +517,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         query = parsed.query
         body_bytes = self.read_body()
         if raw_path.startswith("/__mock/") or raw_path == "/__mock":
-            return self.send(self.control(method, raw_path, query, body_bytes))
+            self.send(self.control(method, raw_path, query, body_bytes))
+            if self.stop_after:  # only once the answer is out: the process ends right after
+                m.stop("POST /__mock/shutdown")
+            return None
 
         route_path = None
         if not m.base:
@@ -1036,7 +1040,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         m.tokens[t] = 0
                 return Resp(200, {"expired": True})
             if what == "shutdown" and method == "POST":
-                m.stop("POST /__mock/shutdown")
+                self.stop_after = True
                 r = Resp(200, {"stopping": True}, headers=[("Connection", "close")])
                 self.close_connection = True
                 return r
