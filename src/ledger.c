@@ -4,7 +4,8 @@
  * WAL mode, synchronous=NORMAL: a commit survives the process being killed
  * (the tested case); after a power loss the newest commits may be lost, and
  * recovery then finds files further along than the ledger says, which it
- * handles because every step it redoes checks the files first.  The one commit
+ * handles because every step it redoes checks the files first (an input
+ * already removed from work/ comes back from its archive).  The one commit
  * that must survive a power loss as well, a batch converted (with its business
  * keys) before its outputs are published, is followed by ledger_sync, which
  * syncs the WAL.

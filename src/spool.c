@@ -15,9 +15,12 @@
  *   3. convert  under the ledger's write lock (BEGIN IMMEDIATE): refuse a
  *               content seen before (duplicate), convert into hidden temp
  *               files in out/sage (fsync'ed), record the business keys, and
- *               commit the batch as "converted".  Before that commit nothing
- *               has happened: a crash leaves temps that recovery sweeps and
- *               an input in work/ that it converts again.
+ *               commit the batch as "converted", then sync the ledger's WAL
+ *               (the other commits are not synced one by one: this is the one
+ *               a power loss must not take back, since Sage gets the files
+ *               next).  Before that commit nothing has happened: a crash
+ *               leaves temps that recovery sweeps and an input in work/ that
+ *               it converts again.
  *   4. publish  hard-link each temp into work/BATCH.d/ (the archive reads
  *               those, whatever Sage does with out/sage), rename each temp to
  *               its name, fsync the folder, write PREFIX_BATCH.done last;
@@ -29,7 +32,10 @@
  *               without fsync: repaired at start if a power loss left it
  *               behind).  The archive's temporary was begun at step 3 with the
  *               input, compressed while the input converts (arc_start).
- *   6. cleanup  only now does the input leave work/.
+ *   6. cleanup  only now does the input leave work/ (no fsync: a removal a
+ *               crash undoes is done again by recovery).  If a power loss
+ *               keeps the removal but loses commits 4-5, recovery takes the
+ *               input and the outputs back from the archive (restore_input).
  *
  * A file that cannot be converted goes to error/NAME with NAME.error.json;
  * records that fail their checks are listed in error/NAME.rejects.json.
@@ -1704,6 +1710,84 @@ static void repair_chain_file(spool *s)
     free(head);
 }
 
+/* restore_member - one member of an archive saved as dest, if its SHA-256 is want; 0 or -1
+ * with err set */
+static int restore_member(const char *ap, const char *member, const char *dest, const char *want,
+                          sbuf *err)
+{
+    sbuf part = {0};
+    sbuf_printf(&part, "%s.restore.sbtmp", dest);
+    char sha[65] = "";
+    int rc = -1;
+    if (arc_save_member(ap, member, part.p, err) != 0)
+        ;
+    else if (sha256_path(part.p, sha) != 0 || !want || strcmp(sha, want) != 0)
+        sbuf_printf(err, "%s in %s is not the file the ledger recorded (sha256 %s)", member, ap,
+                    sha);
+    else if (renameat2(AT_FDCWD, part.p, AT_FDCWD, dest, RENAME_NOREPLACE) != 0)
+        sbuf_printf(err, "%s: cannot restore it: %s", dest, strerror(errno));
+    else
+        rc = 0;
+    if (rc != 0)
+        unlink(part.p);
+    sbuf_free(&part);
+    return rc;
+}
+
+/* restore_input - a batch the ledger believes unarchived whose input is gone from work/: a
+ * power loss kept the input's removal (and that of the batch's links in work/ID.d/) but lost
+ * the ledger's last commits.  Its archive, written and synced before those commits, still
+ * holds the input and the outputs: put them back in work/ (each checked against the SHA-256
+ * the ledger has) so that the batch can be finished as usual.  An open, locked descriptor of
+ * the restored input, or -1 (nothing to restore from, or it does not match; why in err). */
+static int restore_input(spool *s, const batch_row *b, sbuf *err)
+{
+    struct tm tm = {0};
+    if (!b->claimed_at || !strptime(b->claimed_at, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+        sbuf_printf(err, "the input is missing from work/ and the batch has no claim time");
+        return -1;
+    }
+    sbuf ap = {0}, member = {0}, bd = {0};
+    sbuf_printf(&ap, "%s/%04d/%02d/%02d/%s.tar.gz", s->archive, tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, b->id);
+    sbuf_printf(&bd, "%s/%s.d", s->work, b->id);
+    char *dest = path_join(s->work, b->input_name);
+    pub_file f[SW_MAX_FILES];
+    int n = parse_outputs(b->outputs, f, SW_MAX_FILES), fd = -1, rc = 0;
+    if (access(ap.p, R_OK) != 0) {
+        sbuf_printf(err, "the input is missing from work/ and there is no archive %s to take it from",
+                    ap.p);
+        rc = -1;
+    } else if (mkdir(bd.p, 0750) != 0 && errno != EEXIST) {
+        sbuf_printf(err, "%s: %s", bd.p, strerror(errno));
+        rc = -1;
+    }
+    for (int i = 0; i < n && rc == 0; i++) { /* the links publish keeps for the archive */
+        sbuf lnk = {0};
+        sbuf_printf(&lnk, "%s/%s", bd.p, f[i].name);
+        sbuf_reset(&member);
+        sbuf_printf(&member, "output/%s", f[i].name);
+        if (access(lnk.p, F_OK) != 0)
+            rc = restore_member(ap.p, member.p, lnk.p, f[i].sha256, err);
+        sbuf_free(&lnk);
+    }
+    sbuf_reset(&member);
+    sbuf_printf(&member, "input/%s", b->input_name);
+    if (rc == 0 && restore_member(ap.p, member.p, dest, b->input_sha256, err) == 0 &&
+        ((fd = open(dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+         flock(fd, LOCK_EX | LOCK_NB) != 0)) {
+        sbuf_printf(err, "%s: cannot open the restored input: %s", dest, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    sbuf_free(&ap);
+    sbuf_free(&member);
+    sbuf_free(&bd);
+    free(dest);
+    return fd;
+}
+
 /* recover - finish or redo whatever an earlier run left half done (SPEC §3 rule 4) */
 static void recover(spool *s)
 {
@@ -1736,18 +1820,26 @@ static void recover(spool *s)
         if (ledger_batch_get(s->led, ids[i], &b) != 0)
             continue;
         char *in = path_join(s->work, b.input_name);
+        sbuf why = {0};
         int fd = open(in, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
             close(fd); /* a live instance is on it */
+        } else if (fd < 0 && (fd = restore_input(s, &b, &why)) >= 0) {
+            /* the power-loss case restore_input describes */
+            log_event(LOG_LVL_WARN, b.id, b.input_name, "recovering",
+                      "state=%s input=\"restored from its archive\"", b.state);
+            worst(s, finish_batch(s, &b, fd));
+            close(fd);
         } else if (fd < 0) {
             log_event(LOG_LVL_ERROR, b.id, b.input_name, "recover-failed", "reason=%s",
-                      log_q("the input is missing from work/"));
+                      log_q(why.len ? sbuf_str(&why) : "the input is missing from work/"));
             worst(s, EX_SOFTWARE);
         } else {
             log_event(LOG_LVL_INFO, b.id, b.input_name, "recovering", "state=%s", b.state);
             worst(s, finish_batch(s, &b, fd));
             close(fd);
         }
+        sbuf_free(&why);
         free(in);
         batch_row_free(&b);
         free(ids[i]);
