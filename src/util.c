@@ -260,41 +260,41 @@ static inline uint64_t byte_eq(uint64_t w, uint64_t b)
 
 #define BCAST(c) (0x0101010101010101ULL * (unsigned char)(c))
 
-/* csv_special - offset of the first byte that makes an RFC 4180 field need quotes (comma,
- * double quote, CR, LF), or n: eight bytes at a time, since most cells need none */
-size_t csv_special(const char *str, size_t n)
+/* first_of - offset of the first byte of s[0..n) that is one of the k bytes of set, or n:
+ * eight bytes at a time while none is, since most values hold none (inlined with a constant
+ * set, the loops over it unroll) */
+static inline __attribute__((always_inline)) size_t first_of(const char *str, size_t n, const char *set, int k)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w;
+        uint64_t w, hit = 0;
         memcpy(&w, s + i, 8);
-        if (byte_eq(w, BCAST(',')) | byte_eq(w, BCAST('"')) | byte_eq(w, BCAST('\r')) |
-            byte_eq(w, BCAST('\n')))
+#pragma GCC unroll 8
+        for (int j = 0; j < k; j++)
+            hit |= byte_eq(w, BCAST(set[j]));
+        if (hit)
             break;
     }
     for (; i < n; i++)
-        if (s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n')
-            return i;
+#pragma GCC unroll 8
+        for (int j = 0; j < k; j++)
+            if (s[i] == (unsigned char)set[j])
+                return i;
     return n;
+}
+
+/* csv_special - offset of the first byte that makes an RFC 4180 field need quotes (comma,
+ * double quote, CR, LF), or n */
+size_t csv_special(const char *str, size_t n)
+{
+    return first_of(str, n, ",\"\r\n", 4);
 }
 
 /* xml_special - offset of the first byte that element text must escape (< > & " CR), or n */
 size_t xml_special(const char *str, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (byte_eq(w, BCAST('<')) | byte_eq(w, BCAST('>')) | byte_eq(w, BCAST('&')) |
-            byte_eq(w, BCAST('"')) | byte_eq(w, BCAST('\r')))
-            break;
-    }
-    for (; i < n; i++)
-        if (s[i] == '<' || s[i] == '>' || s[i] == '&' || s[i] == '"' || s[i] == '\r')
-            return i;
-    return n;
+    return first_of(str, n, "<>&\"\r", 5);
 }
 
 /* utf8_valid - well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */
