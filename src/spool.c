@@ -1755,7 +1755,8 @@ static int restore_input(spool *s, const batch_row *b, sbuf *err)
     pub_file f[SW_MAX_FILES];
     int n = parse_outputs(b->outputs, f, SW_MAX_FILES), fd = -1, rc = 0;
     if (access(ap.p, R_OK) != 0) {
-        sbuf_printf(err, "the input is missing from work/ and there is no archive %s to take it from",
+        sbuf_printf(err,
+                    "the input is missing from work/ and there is no archive %s to take it from",
                     ap.p);
         rc = -1;
     } else if (mkdir(bd.p, 0750) != 0 && errno != EEXIST) {

@@ -263,7 +263,8 @@ static inline uint64_t byte_eq(uint64_t w, uint64_t b)
 /* first_of - offset of the first byte of s[0..n) that is one of the k bytes of set, or n:
  * eight bytes at a time while none is, since most values hold none (inlined with a constant
  * set, the loops over it unroll) */
-static inline __attribute__((always_inline)) size_t first_of(const char *str, size_t n, const char *set, int k)
+static inline __attribute__((always_inline)) size_t first_of(const char *str, size_t n,
+                                                             const char *set, int k)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;

@@ -347,7 +347,7 @@ static void test_format_matches_the_rule(void **state)
                      a.scale, scale, (int)trim, got, want);
     }
     /* the edges of the 64-bit path, each side */
-    static const char *const edge[] = {"9223372036854775807", "9223372036854775808",
+    static const char *const edge[] = {"9223372036854775807",  "9223372036854775808",
                                        "18446744073709551615", "18446744073709551616",
                                        "0.000000000000000001", "999999999999999999.5",
                                        "-9223372036854775807", "-0.004"};

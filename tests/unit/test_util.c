@@ -84,7 +84,8 @@ static void test_special_at_every_position(void **state)
     static const char *const backgrounds[] = {
         "The quick brown fox jumps over the lazy dog 0123",
         "++#'%=;?-/++#'%=;?-/++#'%=;?-/++#'%=;?-/++#'%=;?-",
-        "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 caf\xc3\xa9 na\xc3\xafve \xc3\xa9t\xc3\xa9 !!",
+        "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 caf\xc3\xa9 na\xc3\xafve "
+        "\xc3\xa9t\xc3\xa9 !!",
         "\t\t\n\n\t\t\n\n\t\t\n\n\t\t\n\n\t\t\n\n\t\t\n\n\t\t\n\n\t\t\n\n\t\t\n\n\t\t\n\n",
     };
     char buf[64];
