@@ -76,6 +76,14 @@ static void check(int k, const char *s, size_t n)
     }
 }
 
+/* fill - the first n bytes of bg, repeated as needed (some backgrounds are shorter than 40) */
+static void fill(char *buf, const char *bg, size_t n)
+{
+    size_t bl = strlen(bg);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = bg[i % bl];
+}
+
 /* every length up to 40, every position of every special byte, over several backgrounds */
 static void test_special_at_every_position(void **state)
 {
@@ -93,11 +101,11 @@ static void test_special_at_every_position(void **state)
     for (size_t k = 0; k < sizeof scanners / sizeof *scanners; k++)
         for (size_t b = 0; b < sizeof backgrounds / sizeof *backgrounds; b++)
             for (size_t n = 0; n <= 40; n++) {
-                memcpy(buf, backgrounds[b], n);
+                fill(buf, backgrounds[b], n);
                 check((int)k, buf, n); /* none, or whatever the background holds */
                 for (const char *sp = scanners[k].specials; *sp; sp++)
                     for (size_t at = 0; at < n; at++) {
-                        memcpy(buf, backgrounds[b], n);
+                        fill(buf, backgrounds[b], n);
                         buf[at] = *sp;
                         check((int)k, buf, n);
                         if (at + 3 < n) { /* a second one further on */
