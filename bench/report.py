@@ -427,6 +427,11 @@ def main():
            "in bench/rss_exec.c); *throughput* = input size / best wall.  Inputs come from bench/gen-orders.py "
            "(array shape, seed 42), generated once into bench/out/ and kept; the page cache holds them, so "
            "reads are from memory for every contender alike.",
+           "- *interleaved rounds*: the 200 MB lines and their references (yajl parse, jq, convert csv, "
+           "convert both, the durable copy) run in %d rounds of one run each, in that order, rather "
+           "than all runs of one and then all of the next; each is still the best of its runs.  This "
+           "machine has slow minutes, and without the rounds a contender whose runs all fell into one "
+           "of them was compared with references measured in a quiet one, or the other way round." % n_rep,
            "- *peak RSS*: `ru_maxrss` from wait4(2) of the measured process, the largest over its runs.  "
            "It is taken by a 1 MB C launcher (bench/rss_exec.c) rather than from Python's resource module "
            "directly: Linux carries the parent's peak across fork+exec, so anything spawned by Python "

@@ -182,22 +182,49 @@ cpu_probe() {
 }
 cpu_probe start
 
-# ------------------------------------------------------------------- references
-say "reference: yajl parse only, $SIZE MB"
-bench parse200 "$N" : : 1 -- "$OUT/parse_only" "$F200"
-
+# ------------------------------------------------------------ references and convert
+# The 200 MB lines and their references run in N interleaved rounds (parse, jq, convert csv,
+# convert both, the durable copy; then again), not N runs of one then N of the next: this
+# machine has slow minutes, and a contender whose runs all fall into one of them would be
+# compared with references that were measured in a quiet one (or the other way round).  Each
+# line is still the best of its N runs; strace counts the last round's commands once more.
 JQ_CSV=$OUT/jq-lines.csv
 # shellcheck disable=SC2016 # $o is jq's variable
 JQ_FILTER='.[] | .orderId as $o | .lineItems | to_entries[] | [$o, .key + 1, .value.sku, .value.name, .value.quantity, .value.unitPrice, .value.tax, .value.discount] | @csv'
 jq_check() { [ "$(wc -l <"$JQ_CSV")" -gt "$ORDERS200" ]; }
-if command -v jq >/dev/null; then
-    say "reference: jq -r line CSV, $SIZE MB"
-    bench jq200 "$N" : jq_check 0 --stdout "$JQ_CSV" -- jq -r "$JQ_FILTER" "$F200"
-    meta jq200 "filter=$JQ_FILTER" "lines=$(wc -l <"$JQ_CSV")"
-    rm -f "$JQ_CSV"
-else
-    broken jq200 "jq is not installed"
-fi
+HAVE_JQ=0
+if command -v jq >/dev/null; then HAVE_JQ=1; else broken jq200 "jq is not installed"; fi
+CONV=$OUT/convert
+conv_setup() { rm -rf "$CONV" && mkdir -p "$CONV"; }
+conv_csv_check() { [ "$(count "$CONV" 'SO_*.done')" = 1 ] && [ "$(count "$CONV" 'SO_*_StgSOLine.csv')" = 1 ] && [ "$(count "$CONV" '*.xml')" = 0 ]; }
+conv_both_check() { [ "$(count "$CONV" 'SO_*.done')" = 1 ] && [ "$(count "$CONV" 'SO_*_StgSOLine.csv')" = 1 ] && [ "$(count "$CONV" 'SO_*.xml')" = 1 ]; }
+# the disk's share of --format both: the same output bytes copied and made durable, nothing else
+COPY=$OUT/copy-ref
+copy_setup() { rm -rf "$COPY"; }
+declare -A GONE=() # measurements that broke: no further rounds of them
+round() {          # round ID ARGS... : one run of ID in this round, unless it broke before
+    local id=$1
+    shift
+    [ -n "${GONE[$id]:-}" ] && return 0
+    bench "$id" "$@" || GONE[$id]=1
+}
+for ((r = 1; r <= N; r++)); do
+    last=$((r == N))
+    say "round $r/$N: yajl parse, jq, convert --format csv, convert --format both, durable copy ($SIZE MB)"
+    round parse200 1 : : "$last" -- "$OUT/parse_only" "$F200"
+    [ "$HAVE_JQ" = 1 ] && round jq200 1 : jq_check 0 --stdout "$JQ_CSV" -- jq -r "$JQ_FILTER" "$F200"
+    round csv200 1 conv_setup conv_csv_check "$last" -- "$SB" convert "$F200" -o "$CONV" --format csv
+    round both200 1 conv_setup conv_both_check "$last" -- "$SB" convert "$F200" -o "$CONV" --format both
+    if conv_both_check; then
+        round copyref 1 copy_setup : 0 --json-stdout -- "$PY" "$B/copy_ref.py" "$CONV" "$COPY"
+    elif [ -z "${GONE[copyref]:-}" ]; then
+        broken copyref "no --format both output to copy"
+        GONE[copyref]=1
+    fi
+done
+[ "$HAVE_JQ" = 1 ] && [ -s "$JQ_CSV" ] && meta jq200 "filter=$JQ_FILTER" "lines=$(wc -l <"$JQ_CSV")"
+rm -rf "$CONV" "$COPY" "$JQ_CSV"
+cpu_probe convert
 
 FSREF=$OUT/fsync-ref
 SAMPLE=$FILES/orders-000000.json
@@ -206,27 +233,6 @@ say "reference: write+fsync+rename+fsync(dir), 500 small files"
 bench fsyncref "$N" fsref_setup : 1 --json-stdout -- "$PY" "$B/fsync_ref.py" "$FSREF" 500 "$SAMPLE"
 meta fsyncref "ops=500"
 rm -rf "$FSREF"
-
-# ------------------------------------------------------------------- convert
-CONV=$OUT/convert
-conv_setup() { rm -rf "$CONV" && mkdir -p "$CONV"; }
-conv_csv_check() { [ "$(count "$CONV" 'SO_*.done')" = 1 ] && [ "$(count "$CONV" 'SO_*_StgSOLine.csv')" = 1 ] && [ "$(count "$CONV" '*.xml')" = 0 ]; }
-conv_both_check() { [ "$(count "$CONV" 'SO_*.done')" = 1 ] && [ "$(count "$CONV" 'SO_*_StgSOLine.csv')" = 1 ] && [ "$(count "$CONV" 'SO_*.xml')" = 1 ]; }
-say "convert --format csv, $SIZE MB"
-bench csv200 "$N" conv_setup conv_csv_check 1 -- "$SB" convert "$F200" -o "$CONV" --format csv
-say "convert --format both, $SIZE MB"
-bench both200 "$N" conv_setup conv_both_check 1 -- "$SB" convert "$F200" -o "$CONV" --format both
-# the disk's share of --format both: the same output bytes copied and made durable, nothing else
-COPY=$OUT/copy-ref
-copy_setup() { rm -rf "$COPY"; }
-if conv_both_check; then
-    say "reference: durable copy of the --format both output"
-    bench copyref "$N" copy_setup : 0 --json-stdout -- "$PY" "$B/copy_ref.py" "$CONV" "$COPY"
-else
-    broken copyref "no --format both output to copy"
-fi
-rm -rf "$CONV" "$COPY"
-cpu_probe convert
 
 # ------------------------------------------------------------------- run --once, one big file
 RS=$OUT/spool-run
