@@ -173,10 +173,10 @@ int ledger_sync(ledger *l)
 {
     sqlite3_file *wal = NULL;
     int rc = sqlite3_file_control(l->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+    /* No WAL open: the file system refused WAL mode (PRAGMA journal_mode=WAL then keeps the
+     * rollback journal, whose commits write the database file itself and sync it) */
     if (rc == SQLITE_OK && wal && wal->pMethods)
         rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
-    else if (rc == SQLITE_OK)
-        rc = SQLITE_ERROR; /* no WAL open: not the journal mode the ledger runs in */
     if (rc != SQLITE_OK) {
         snprintf(l->err, sizeof l->err, "syncing the ledger's write-ahead log failed (%s)",
                  sqlite3_errstr(rc));

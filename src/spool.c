@@ -1715,8 +1715,11 @@ static void repair_chain_file(spool *s)
 static int restore_member(const char *ap, const char *member, const char *dest, const char *want,
                           sbuf *err)
 {
+    /* a hidden name: a crash here must not leave something recovery takes for an input */
+    const char *slash = strrchr(dest, '/');
     sbuf part = {0};
-    sbuf_printf(&part, "%s.restore.sbtmp", dest);
+    sbuf_printf(&part, "%.*s.%s.restore.sbtmp", slash ? (int)(slash - dest + 1) : 0, dest,
+                slash ? slash + 1 : dest);
     char sha[65] = "";
     int rc = -1;
     if (arc_save_member(ap, member, part.p, err) != 0)
