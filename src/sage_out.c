@@ -6,19 +6,22 @@
  * a double quote, CR or LF), CRLF line ends, UTF-8 without BOM.
  *
  * XML: one document per batch: the output's root element (with the batch
- * id), one record element per record holding each table's rows as elements
- * named after the table, columns as child elements in column order; an
- * empty value is omitted, which the schemas in xsd/ allow for every
- * optional column.  The document is written directly, not through
- * libxml2's text writer: its layout is fixed (two-space indent, one element
- * per line, exactly what xmlTextWriter with indentation wrote before), the
- * tags of every column are prepared once, and escaping follows libxml2's
- * own rules (xmlEncodeSpecialChars for text, attribute escaping for the
- * batch id), so that a 200 MB export is not held up by a general-purpose
- * serializer (bench/RESULTS.md: four fifths of --format both).  Every XML
- * file the tests write is parsed and validated against its XSD with
- * libxml2.  Text never carries characters XML 1.0 forbids: the template
- * rejects such a value first (template.c, fit_column).
+ * id), one record element per record holding each table's rows, one empty
+ * element per row named after the table, with the columns as attributes in
+ * column order; an empty value is omitted, which the schemas in xsd/ allow
+ * for every optional column.  Attributes, not child elements: a row is one
+ * line, as SQL Server's FOR XML RAW writes it and OPENXML reads it by
+ * default, and the file is about half the size (340 MB instead of 640 MB
+ * for a 200 MB export; bench/HISTORY.md).  The document is written
+ * directly, not through libxml2's text writer: the tags of every column are
+ * prepared once, and the bytes are exactly what xmlTextWriter writes with
+ * an empty indent string (tests/unit/test_sage_out.c builds the same
+ * document with it and compares), so that a 200 MB export is not held up
+ * by a general-purpose serializer (bench/RESULTS.md: four fifths of
+ * --format both).  Every XML file the tests write is parsed and validated
+ * against its XSD with libxml2.  Values never carry characters XML 1.0
+ * forbids: the template rejects such a value first (template.c,
+ * fit_column).
  *
  * The .done marker lists every file of the batch in sha256sum format, so
  * "sha256sum -c PREFIX_B.done" checks a batch, and it is published last:
@@ -43,13 +46,13 @@ struct sage_writer {
     int formats;
     ofile **csv; /* per table */
     ofile *xml;
-    sbuf **open_tag, **close_tag; /* per table, per column: "      <Col>", "</Col>\n" */
-    sbuf *open_row, *close_row;   /* per table: "    <Table>\n", "    </Table>\n" */
-    sbuf open_rec, close_rec;     /* "  <Record>\n", "  </Record>\n" */
-    sbuf xbuf;                    /* one record's XML */
-    int xml_empty;                /* no record yet: the root closes as <Root .../> */
-    sbuf cell;                    /* quoting scratch */
-    sbuf line;                    /* one CSV row */
+    sbuf **attr;              /* per table, per column: " Col=\"" */
+    sbuf *open_row;           /* per table: "<Table" */
+    sbuf open_rec, close_rec; /* "<Record>\n", "</Record>\n" */
+    sbuf xbuf;                /* one record's XML */
+    int xml_empty;            /* no record yet: the root closes as <Root .../> */
+    sbuf cell;                /* quoting scratch */
+    sbuf line;                /* one CSV row */
     int failed;
 };
 
@@ -96,10 +99,12 @@ static char *file_name(const sage_writer *w, const char *suffix)
     return b.p;
 }
 
-/* xml_text - element text escaped as xmlEncodeSpecialChars does */
-static void xml_text(sbuf *b, const char *p, size_t n)
+/* xml_value - an attribute value escaped as xmlTextWriter writes it in a UTF-8 document:
+ * markup characters, tab, LF and CR as references (a parser turns them into spaces
+ * otherwise), everything else (non-ASCII too) as it is */
+static void xml_value(sbuf *b, const char *p, size_t n)
 {
-    size_t start = 0, i = xml_special(p, n);
+    size_t start = 0, i = xml_attr_special(p, n);
     if (i == n) { /* the usual case: nothing to escape */
         sbuf_add(b, p, n);
         return;
@@ -119,6 +124,12 @@ static void xml_text(sbuf *b, const char *p, size_t n)
         case '"':
             rep = "&quot;";
             break;
+        case '\t':
+            rep = "&#9;";
+            break;
+        case '\n':
+            rep = "&#10;";
+            break;
         case '\r':
             rep = "&#13;";
             break;
@@ -132,59 +143,20 @@ static void xml_text(sbuf *b, const char *p, size_t n)
     sbuf_add(b, p + start, n - start);
 }
 
-/* xml_attr - attribute value escaped as xmlTextWriter writes it in a UTF-8 document: markup
- * characters, tab, CR and LF as references, everything else (non-ASCII too) as it is */
-static void xml_attr(sbuf *b, const char *s)
-{
-    for (const char *p = s; *p; p++) {
-        switch (*p) {
-        case '<':
-            sbuf_adds(b, "&lt;");
-            break;
-        case '>':
-            sbuf_adds(b, "&gt;");
-            break;
-        case '&':
-            sbuf_adds(b, "&amp;");
-            break;
-        case '"':
-            sbuf_adds(b, "&quot;");
-            break;
-        case '\n':
-            sbuf_adds(b, "&#10;");
-            break;
-        case '\r':
-            sbuf_adds(b, "&#13;");
-            break;
-        case '\t':
-            sbuf_adds(b, "&#9;");
-            break;
-        default:
-            sbuf_addc(b, *p);
-        }
-    }
-}
-
 /* xml_prepare - every tag of the document, written once */
 static void xml_prepare(sage_writer *w)
 {
     const tpl_output_desc *o = w->o;
-    sbuf_printf(&w->open_rec, "  <%s>\n", o->xml_record);
-    sbuf_printf(&w->close_rec, "  </%s>\n", o->xml_record);
-    w->open_tag = xcalloc((size_t)o->ntables, sizeof *w->open_tag);
-    w->close_tag = xcalloc((size_t)o->ntables, sizeof *w->close_tag);
+    sbuf_printf(&w->open_rec, "<%s>\n", o->xml_record);
+    sbuf_printf(&w->close_rec, "</%s>\n", o->xml_record);
+    w->attr = xcalloc((size_t)o->ntables, sizeof *w->attr);
     w->open_row = xcalloc((size_t)o->ntables, sizeof *w->open_row);
-    w->close_row = xcalloc((size_t)o->ntables, sizeof *w->close_row);
     for (int t = 0; t < o->ntables; t++) {
         const tpl_table_desc *td = &o->tables[t];
-        sbuf_printf(&w->open_row[t], "    <%s>\n", td->name);
-        sbuf_printf(&w->close_row[t], "    </%s>\n", td->name);
-        w->open_tag[t] = xcalloc((size_t)td->ncols, sizeof **w->open_tag);
-        w->close_tag[t] = xcalloc((size_t)td->ncols, sizeof **w->close_tag);
-        for (int c = 0; c < td->ncols; c++) {
-            sbuf_printf(&w->open_tag[t][c], "      <%s>", td->cols[c]);
-            sbuf_printf(&w->close_tag[t][c], "</%s>\n", td->cols[c]);
-        }
+        sbuf_printf(&w->open_row[t], "<%s", td->name);
+        w->attr[t] = xcalloc((size_t)td->ncols, sizeof **w->attr);
+        for (int c = 0; c < td->ncols; c++)
+            sbuf_printf(&w->attr[t][c], " %s=\"", td->cols[c]);
     }
 }
 
@@ -192,24 +164,18 @@ static void xml_prepare(sage_writer *w)
 static void xml_unprepare(sage_writer *w)
 {
     const tpl_output_desc *o = w->o;
-    for (int t = 0; w->open_tag && t < o->ntables; t++) {
-        for (int c = 0; c < o->tables[t].ncols; c++) {
-            sbuf_free(&w->open_tag[t][c]);
-            sbuf_free(&w->close_tag[t][c]);
-        }
-        free(w->open_tag[t]);
-        free(w->close_tag[t]);
+    for (int t = 0; w->attr && t < o->ntables; t++) {
+        for (int c = 0; c < o->tables[t].ncols; c++)
+            sbuf_free(&w->attr[t][c]);
+        free(w->attr[t]);
         sbuf_free(&w->open_row[t]);
-        sbuf_free(&w->close_row[t]);
     }
-    free(w->open_tag);
-    free(w->close_tag);
+    free(w->attr);
     free(w->open_row);
-    free(w->close_row);
     sbuf_free(&w->open_rec);
     sbuf_free(&w->close_rec);
-    w->open_tag = w->close_tag = NULL;
-    w->open_row = w->close_row = NULL;
+    w->attr = NULL;
+    w->open_row = NULL;
 }
 
 sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batch, int formats,
@@ -246,9 +212,9 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
         xml_prepare(w);
         sbuf_printf(&w->xbuf, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%s xmlns=\"",
                     o->xml_root);
-        xml_attr(&w->xbuf, o->xml_ns);
+        xml_value(&w->xbuf, o->xml_ns, strlen(o->xml_ns));
         sbuf_adds(&w->xbuf, "\" batch=\"");
-        xml_attr(&w->xbuf, batch);
+        xml_value(&w->xbuf, batch, strlen(batch));
         sbuf_addc(&w->xbuf, '"');
         w->xml_empty = 1;
         if (of_write(w->xml, w->xbuf.p, w->xbuf.len) != 0) {
@@ -260,6 +226,7 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
     return w;
 }
 
+/* xml_rows - one record: its element, then a line per row */
 static int xml_rows(sage_writer *w, const tpl_result *res)
 {
     const tpl_output_desc *o = w->o;
@@ -274,24 +241,15 @@ static int xml_rows(sage_writer *w, const tpl_result *res)
         const tpl_table_desc *td = &o->tables[t];
         for (size_t r = 0; r < res->nrows[t]; r++) {
             const tval *row = &res->rows[t][r * (size_t)td->ncols];
-            int any = 0;
-            for (int c = 0; c < td->ncols && !any; c++)
-                any = row[c].n != 0;
-            if (!any) { /* what xmlTextWriter writes for an element without content */
-                sbuf_add(b, w->open_row[t].p, w->open_row[t].len - 2);
-                sbuf_add(b, "/>\n", 3);
-                continue;
-            }
             sbuf_add(b, w->open_row[t].p, w->open_row[t].len);
             for (int c = 0; c < td->ncols; c++) {
                 if (!row[c].n)
                     continue;
-                const sbuf *o1 = &w->open_tag[t][c], *c1 = &w->close_tag[t][c];
-                sbuf_add(b, o1->p, o1->len);
-                xml_text(b, row[c].p, row[c].n);
-                sbuf_add(b, c1->p, c1->len);
+                sbuf_add(b, w->attr[t][c].p, w->attr[t][c].len);
+                xml_value(b, row[c].p, row[c].n);
+                sbuf_addc(b, '"');
             }
-            sbuf_add(b, w->close_row[t].p, w->close_row[t].len);
+            sbuf_add(b, "/>\n", 3);
         }
     }
     sbuf_add(b, w->close_rec.p, w->close_rec.len);

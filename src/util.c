@@ -292,10 +292,11 @@ size_t csv_special(const char *str, size_t n)
     return first_of(str, n, ",\"\r\n", 4);
 }
 
-/* xml_special - offset of the first byte that element text must escape (< > & " CR), or n */
-size_t xml_special(const char *str, size_t n)
+/* xml_attr_special - offset of the first byte that an attribute value must escape: the
+ * markup characters and tab, LF, CR (which a parser would otherwise turn into spaces), or n */
+size_t xml_attr_special(const char *str, size_t n)
 {
-    return first_of(str, n, "<>&\"\r", 5);
+    return first_of(str, n, "<>&\"\t\n\r", 7);
 }
 
 /* utf8_valid - well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */

@@ -69,7 +69,7 @@ bool utf8_valid(const char *s, size_t n);
 size_t utf8_prefix(const char *s, size_t n, size_t max_chars);
 size_t xml_forbidden(const char *s, size_t n);
 size_t csv_special(const char *s, size_t n);
-size_t xml_special(const char *s, size_t n);
+size_t xml_attr_special(const char *s, size_t n);
 
 /* hset - set of 64-bit hashes (duplicate detection without keeping keys) */
 typedef struct {
