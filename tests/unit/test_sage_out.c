@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xmlwriter.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "clarity_in.h"
@@ -614,6 +616,83 @@ static void test_publish_large_file_hash(void **state)
     sbuf_free(&err);
 }
 
+/* fdatasync as publish.c's syncer thread calls it (this definition takes the place of
+ * libc's in this program): counted, and failing with EIO while datasync_fail is set */
+static int datasyncs, datasync_fail;
+
+int fdatasync(int fd)
+{
+    __atomic_add_fetch(&datasyncs, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&datasync_fail, __ATOMIC_SEQ_CST)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+/* write_big - mb MiB of a pattern through of_write in 64 KiB pieces, its SHA-256 in hex;
+ * returns 0, or -1 as soon as of_write does (a write or an early sync failed) */
+static int write_big(ofile *o, size_t mb, char hex[65])
+{
+    static char piece[64 * 1024];
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    int rc = 0;
+    for (size_t i = 0; i < mb * 16 && rc == 0; i++) {
+        for (size_t k = 0; k < sizeof piece; k += 4096)
+            piece[k] = (char)(i + k); /* no two pieces alike */
+        rc = of_write(o, piece, sizeof piece);
+        EVP_DigestUpdate(md, piece, sizeof piece);
+    }
+    unsigned char h[32];
+    EVP_DigestFinal_ex(md, h, NULL);
+    EVP_MD_CTX_free(md);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    return rc;
+}
+
+/* a large output is synced in the background while it is written (so that the final fsync
+ * finds little to do), and arrives whole */
+static void test_publish_large_file_synced_while_written(void **state)
+{
+    fixture *f = *state;
+    sbuf err = {0};
+    ofile *o = of_open(f->dir, "big.bin", &err);
+    assert_non_null(o);
+    int before = __atomic_load_n(&datasyncs, __ATOMIC_SEQ_CST);
+    char hex[65], fh[65];
+    assert_int_equal(write_big(o, 72, hex), 0);
+    assert_int_equal(of_commit(o, &err), 0);
+    /* one each time 32 MiB more have been written: at 32 and at 64 MiB */
+    assert_int_equal(__atomic_load_n(&datasyncs, __ATOMIC_SEQ_CST) - before, 2);
+    file_sha(f->dir, "big.bin", fh);
+    assert_string_equal(fh, hex);
+    sbuf_free(&err);
+}
+
+/* an early sync that fails is not lost: Linux tells one fsync of a descriptor about a
+ * writeback error, and that was the early one; the commit must fail and leave nothing */
+static void test_publish_early_sync_error_reported(void **state)
+{
+    fixture *f = *state;
+    sbuf err = {0};
+    ofile *o = of_open(f->dir, "big.bin", &err);
+    assert_non_null(o);
+    __atomic_store_n(&datasync_fail, 1, __ATOMIC_SEQ_CST);
+    char hex[65];
+    /* the writes go on failing once the writer has seen the error (or all succeed, when the
+     * sync was still running at the last one); either way the commit fails */
+    (void)write_big(o, 40, hex);
+    int rc = of_commit(o, &err);
+    __atomic_store_n(&datasync_fail, 0, __ATOMIC_SEQ_CST);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(sbuf_str(&err), "big.bin"));
+    assert_non_null(strstr(sbuf_str(&err), strerror(EIO)));
+    assert_listing(f->dir, "");
+    sbuf_free(&err);
+}
+
 static void test_publish_abort(void **state)
 {
     fixture *f = *state;
@@ -949,6 +1028,8 @@ int main(void)
         T(test_default_template_xml_valid_against_xsd),
         T(test_publish_atomic),
         T(test_publish_large_file_hash),
+        T(test_publish_early_sync_error_reported),
+        T(test_publish_large_file_synced_while_written),
         T(test_publish_abort),
         T(test_xml_bytes_markup_and_whitespace),
         T(test_xml_bytes_non_ascii_text),
