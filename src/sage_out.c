@@ -56,13 +56,28 @@ struct sage_writer {
     int failed;
 };
 
+/* put_plain - append p[0..n) to b and return 1 when copy (csv_copy, xml_attr_copy) finds
+ * nothing in it to quote or escape; else return 0 with b as it was.  Scanning and copying
+ * in one pass is what the writers do for almost every value. */
+static inline int put_plain(sbuf *b, const char *p, size_t n,
+                            size_t (*copy)(char *, const char *, size_t))
+{
+    if (!b->p || b->len + n + 1 > b->cap)
+        sbuf_grow(b, n);
+    if (copy(b->p + b->len, p, n) != n) {
+        b->p[b->len] = '\0';
+        return 0;
+    }
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 1;
+}
+
 /* csv_cell - append one field to the row, quoted only when it must be */
 static void csv_cell(sage_writer *w, const char *p, size_t n)
 {
-    if (csv_special(p, n) == n) {
-        sbuf_add(&w->line, p, n);
+    if (put_plain(&w->line, p, n, csv_copy))
         return;
-    }
     size_t need = csv_write(NULL, 0, p, n);
     sbuf_grow(&w->cell, need);
     csv_write(w->cell.p, need, p, n);
@@ -104,11 +119,9 @@ static char *file_name(const sage_writer *w, const char *suffix)
  * otherwise), everything else (non-ASCII too) as it is */
 static void xml_value(sbuf *b, const char *p, size_t n)
 {
-    size_t start = 0, i = xml_attr_special(p, n);
-    if (i == n) { /* the usual case: nothing to escape */
-        sbuf_add(b, p, n);
+    if (put_plain(b, p, n, xml_attr_copy)) /* the usual case: nothing to escape */
         return;
-    }
+    size_t start = 0, i = xml_attr_special(p, n);
     for (; i < n; i++) {
         const char *rep;
         switch (p[i]) {

@@ -285,6 +285,34 @@ static inline __attribute__((always_inline)) size_t first_of(const char *str, si
     return n;
 }
 
+/* copy_until - first_of that also copies: s[0..i) to dst, where i is first_of's answer;
+ * nothing at or after dst[i] is written (a word is stored only when none of its bytes is in
+ * the set) */
+static inline __attribute__((always_inline)) size_t copy_until(char *dst, const char *str,
+                                                               size_t n, const char *set, int k)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, hit = 0;
+        memcpy(&w, s + i, 8);
+#pragma GCC unroll 8
+        for (int j = 0; j < k; j++)
+            hit |= byte_eq(w, BCAST(set[j]));
+        if (hit)
+            break;
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < n; i++) {
+#pragma GCC unroll 8
+        for (int j = 0; j < k; j++)
+            if (s[i] == (unsigned char)set[j])
+                return i;
+        dst[i] = (char)s[i];
+    }
+    return n;
+}
+
 /* csv_special - offset of the first byte that makes an RFC 4180 field need quotes (comma,
  * double quote, CR, LF), or n */
 size_t csv_special(const char *str, size_t n)
@@ -297,6 +325,19 @@ size_t csv_special(const char *str, size_t n)
 size_t xml_attr_special(const char *str, size_t n)
 {
     return first_of(str, n, "<>&\"\t\n\r", 7);
+}
+
+/* csv_copy - csv_special's answer i, with s[0..i) copied to dst (room for n bytes): the
+ * writer's usual value, which needs no quotes, is scanned and copied in one pass */
+size_t csv_copy(char *dst, const char *s, size_t n)
+{
+    return copy_until(dst, s, n, ",\"\r\n", 4);
+}
+
+/* xml_attr_copy - xml_attr_special's answer i, with s[0..i) copied to dst (room for n) */
+size_t xml_attr_copy(char *dst, const char *s, size_t n)
+{
+    return copy_until(dst, s, n, "<>&\"\t\n\r", 7);
 }
 
 /* utf8_valid - well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */

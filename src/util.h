@@ -70,6 +70,8 @@ size_t utf8_prefix(const char *s, size_t n, size_t max_chars);
 size_t xml_forbidden(const char *s, size_t n);
 size_t csv_special(const char *s, size_t n);
 size_t xml_attr_special(const char *s, size_t n);
+size_t csv_copy(char *dst, const char *s, size_t n);
+size_t xml_attr_copy(char *dst, const char *s, size_t n);
 
 /* hset - set of 64-bit hashes (duplicate detection without keeping keys) */
 typedef struct {

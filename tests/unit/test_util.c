@@ -52,29 +52,53 @@ static size_t ref_forbidden(const char *str, size_t n)
 }
 
 typedef size_t (*scanner)(const char *, size_t);
+typedef size_t (*copier)(char *, const char *, size_t);
 
+/* each scanner; and its copying twin, which must give the same answer and copy exactly the
+ * bytes before it, writing nothing further */
 static const struct {
     const char *name;
     scanner got, want;
     const char *specials;
+    copier copy;
 } scanners[] = {
-    {"csv_special", csv_special, ref_csv, ",\"\r\n"},
-    {"xml_attr_special", xml_attr_special, ref_attr, "<>&\"\t\n\r"},
-    {"xml_forbidden", xml_forbidden, ref_forbidden, "\x01\x1f\x0b"},
+    {"csv_special", csv_special, ref_csv, ",\"\r\n", csv_copy},
+    {"xml_attr_special", xml_attr_special, ref_attr, "<>&\"\t\n\r", xml_attr_copy},
+    {"xml_forbidden", xml_forbidden, ref_forbidden, "\x01\x1f\x0b", NULL},
 };
 
-/* check - one string through one scanner, with a message naming it when they differ */
+/* shown - s as hex, for messages */
+static const char *shown(const char *s, size_t n)
+{
+    static char buf[200];
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && i < 60; i++)
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%02x", (unsigned char)s[i]);
+    return buf;
+}
+
+/* check - one string through one scanner (and its copier), with a message naming it when
+ * they differ */
 static void check(int k, const char *s, size_t n)
 {
     size_t got = scanners[k].got(s, n), want = scanners[k].want(s, n);
-    if (got != want) {
-        char shown[200] = "";
-        for (size_t i = 0; i < n && i < 60; i++)
-            snprintf(shown + strlen(shown), sizeof shown - strlen(shown), "%02x",
-                     (unsigned char)s[i]);
-        fail_msg("%s(%s, %zu) = %zu, the byte rule says %zu", scanners[k].name, shown, n, got,
-                 want);
-    }
+    if (got != want)
+        fail_msg("%s(%s, %zu) = %zu, the byte rule says %zu", scanners[k].name, shown(s, n), n,
+                 got, want);
+    if (!scanners[k].copy)
+        return;
+    char dst[64 + 16];
+    memset(dst, 0x5a, sizeof dst);
+    size_t copied = scanners[k].copy(dst, s, n);
+    if (copied != want)
+        fail_msg("%s's copier(%s, %zu) = %zu, the byte rule says %zu", scanners[k].name,
+                 shown(s, n), n, copied, want);
+    if (memcmp(dst, s, copied) != 0)
+        fail_msg("%s's copier(%s, %zu) copied other bytes", scanners[k].name, shown(s, n), n);
+    /* nothing at or after the answer is written: the writer's buffer may end there */
+    for (size_t i = copied; i < sizeof dst; i++)
+        if (dst[i] != 0x5a)
+            fail_msg("%s's copier(%s, %zu) wrote at %zu", scanners[k].name, shown(s, n), n, i);
 }
 
 /* fill - the first n bytes of bg, repeated as needed (some backgrounds are shorter than 40) */
