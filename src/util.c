@@ -239,6 +239,14 @@ size_t xml_forbidden(const char *str, size_t n)
             0x8080808080808080ULL)
             break;
     }
+    if (i < n && n >= 8 && i + 8 > n) { /* the last bytes, as the word that ends the value */
+        uint64_t w, e;
+        memcpy(&w, s + n - 8, 8);
+        e = w ^ 0xEFEFEFEFEFEFEFEFULL;
+        if (!((((w - 0x2020202020202020ULL) & ~w) | ((e - 0x0101010101010101ULL) & ~e)) &
+              0x8080808080808080ULL))
+            return n;
+    }
     for (; i < n; i++) {
         unsigned char c = s[i];
         if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
@@ -344,6 +352,22 @@ size_t xml_attr_copy(char *dst, const char *s, size_t n)
 bool utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str, *e = s + n;
+    /* most values are ASCII and short: one look at every byte (eight at a time, the last
+     * word overlapping the one before) says so without the loop below */
+    uint64_t any = 0, word;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&word, s + i, 8);
+            any |= word;
+        }
+        memcpy(&word, s + n - 8, 8);
+        any |= word;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            any |= s[i];
+    }
+    if (!(any & 0x8080808080808080ULL))
+        return true;
     while (s < e) {
         /* most text is ASCII: eight bytes at a time while it is */
         while (e - s >= 8) {

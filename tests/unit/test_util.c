@@ -10,6 +10,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -169,11 +170,89 @@ static void test_random_strings(void **state)
     }
 }
 
+/* ref_utf8 - well-formed UTF-8 by the table of RFC 3629 section 4 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF), byte ranges spelled out: the reference */
+static bool ref_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
+        if (c <= 0x7F)
+            len = 1;
+        else if (c >= 0xC2 && c <= 0xDF)
+            len = 2;
+        else if (c == 0xE0)
+            len = 3, lo = 0xA0;
+        else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+            len = 3;
+        else if (c == 0xED)
+            len = 3, hi = 0x9F;
+        else if (c == 0xF0)
+            len = 4, lo = 0x90;
+        else if (c >= 0xF1 && c <= 0xF3)
+            len = 4;
+        else if (c == 0xF4)
+            len = 4, hi = 0x8F;
+        else
+            return false;
+        if (n - i < len)
+            return false;
+        if (len > 1 && (s[i + 1] < lo || s[i + 1] > hi))
+            return false;
+        for (size_t k = 2; k < len; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+                return false;
+        i += len;
+    }
+    return true;
+}
+
+/* utf8_valid against the reference: ASCII runs of every length around the eight-byte words,
+ * with one valid or invalid sequence at every position, and random strings */
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    static const char *const seqs[] = {
+        "\xc3\xa9",         "\xe2\x82\xac",     "\xf0\x9f\x98\x80", "\xef\xbf\xbf", /* valid */
+        "\xc0\xaf",         "\xc1\xbf",         "\xe0\x80\xaf",     "\xed\xa0\x80", /* overlong, */
+        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\x80",             "\xc3",         /* surrogate, */
+        "\xe2\x82",         "\xff",             "\xf0\x9f\x98",     "\xed\x9f\xbf", /* too big, cut */
+    };
+    unsigned char buf[64];
+    for (size_t q = 0; q < sizeof seqs / sizeof *seqs; q++) {
+        size_t ql = strlen(seqs[q]);
+        for (size_t n = ql; n <= 40; n++)
+            for (size_t at = 0; at + ql <= n; at++) {
+                memset(buf, 'a', n);
+                memcpy(buf + at, seqs[q], ql);
+                if (utf8_valid((const char *)buf, n) != ref_utf8(buf, n))
+                    fail_msg("utf8_valid(%s, %zu) differs from RFC 3629", shown((char *)buf, n),
+                             n);
+            }
+    }
+    unsigned long long x = 2463534242ULL;
+    for (int round = 0; round < 200000; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t n = (size_t)(x % 41);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            static const unsigned char pool[] = {0x80, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0,
+                                                 0xe1, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0x7f};
+            buf[i] = x % 3 ? (unsigned char)('a' + x % 26) : pool[(x >> 8) % sizeof pool];
+        }
+        if (utf8_valid((const char *)buf, n) != ref_utf8(buf, n))
+            fail_msg("utf8_valid(%s, %zu) differs from RFC 3629", shown((char *)buf, n), n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_special_at_every_position),
         cmocka_unit_test(test_random_strings),
+        cmocka_unit_test(test_utf8_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
