@@ -266,8 +266,9 @@ static void add_totals(job *j, const tpl_result *res)
     const tpl_output_desc *o = tpl_output(j->t);
     conv_totals *c = NULL;
     char cur[8];
-    snprintf(cur, sizeof cur, "%.*s", (int)(res->currency.n < 7 ? res->currency.n : 7),
-             res->currency.p);
+    size_t cn = res->currency.n < 7 ? res->currency.n : 7; /* (no snprintf: once per record) */
+    memcpy(cur, res->currency.p, cn);
+    cur[cn] = '\0';
     for (int i = 0; i < j->st.ncur && !c; i++)
         if (strcmp(j->st.cur[i].currency, cur) == 0)
             c = &j->st.cur[i];

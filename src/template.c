@@ -1900,10 +1900,13 @@ static int eval_node(node *n, ectx *c, tval *out)
         *out = res->rows[n->i1][n->i2];
         return 0;
     }
-    case N_LINENO: {
-        char buf[32];
-        int len = snprintf(buf, sizeof buf, "%zu", c->item + 1);
-        *out = mk(c, buf, (size_t)len);
+    case N_LINENO: { /* (no snprintf: once per line of every order) */
+        char buf[24], *e = buf + sizeof buf, *p = e;
+        size_t v = c->item + 1;
+        do
+            *--p = (char)('0' + v % 10);
+        while (v /= 10);
+        *out = mk(c, p, (size_t)(e - p));
         return 0;
     }
     case N_COALESCE:

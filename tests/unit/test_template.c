@@ -431,6 +431,20 @@ static void test_op_item_and_line_number(void **state)
     assert_string_equal(L(o, 1, "ItemOrHead"), "line note");
     o = one(f, "{\"orderId\":\"X\"}");
     assert_int_equal(nrows(f, o, "Line"), 0);
+    /* numbers of more than one digit */
+    sbuf many = {0};
+    sbuf_adds(&many, "{\"orderId\":\"CL-1\",\"lineItems\":[");
+    for (int i = 0; i < 105; i++)
+        sbuf_printf(&many, "%s{\"sku\":\"S%d\"}", i ? "," : "", i + 1);
+    sbuf_adds(&many, "]}");
+    o = one(f, sbuf_str(&many));
+    sbuf_free(&many);
+    assert_int_equal(nrows(f, o, "Line"), 105);
+    assert_string_equal(L(o, 9, "LineNo"), "10");
+    assert_string_equal(L(o, 10, "LineNo"), "11");
+    assert_string_equal(L(o, 99, "LineNo"), "100");
+    assert_string_equal(L(o, 104, "LineNo"), "105");
+    assert_string_equal(L(o, 104, "Item"), "S105");
 }
 
 static void test_op_const(void **state)
