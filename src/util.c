@@ -224,39 +224,6 @@ size_t utf8_count(const char *s, size_t n)
     return c;
 }
 
-/* xml_forbidden - offset of the first character XML 1.0 cannot carry (a C0 control other
- * than tab, LF and CR; U+FFFE; U+FFFF), or n when there is none */
-size_t xml_forbidden(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    /* eight bytes at a time while none is below 0x20 or is 0xEF (the start of U+FFFE/F) */
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w, e;
-        memcpy(&w, s + i, 8);
-        e = w ^ 0xEFEFEFEFEFEFEFEFULL;
-        if ((((w - 0x2020202020202020ULL) & ~w) | ((e - 0x0101010101010101ULL) & ~e)) &
-            0x8080808080808080ULL)
-            break;
-    }
-    if (i < n && n >= 8 && i + 8 > n) { /* the last bytes, as the word that ends the value */
-        uint64_t w, e;
-        memcpy(&w, s + n - 8, 8);
-        e = w ^ 0xEFEFEFEFEFEFEFEFULL;
-        if (!((((w - 0x2020202020202020ULL) & ~w) | ((e - 0x0101010101010101ULL) & ~e)) &
-              0x8080808080808080ULL))
-            return n;
-    }
-    for (; i < n; i++) {
-        unsigned char c = s[i];
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-            return i;
-        if (c == 0xEF && i + 2 < n && s[i + 1] == 0xBF && (s[i + 2] == 0xBE || s[i + 2] == 0xBF))
-            return i;
-    }
-    return n;
-}
-
 /* byte_eq - the high bit of each byte of w that equals the byte broadcast in b (SWAR; a
  * borrow can mark a 0x01 byte above a match as well, so only "any" and the lowest mark are
  * exact, which is all the scanners below use) */
@@ -268,21 +235,94 @@ static inline uint64_t byte_eq(uint64_t w, uint64_t b)
 
 #define BCAST(c) (0x0101010101010101ULL * (unsigned char)(c))
 
+/* load_short - the n (< 8) bytes at s as one word, by two loads that may overlap, the rest
+ * of the word 'a' (a byte no scanner looks for): a short value is looked at as a whole, like
+ * the words of a long one, instead of byte by byte.  A byte may appear twice; every test
+ * below only asks whether any byte is special. */
+static inline uint64_t load_short(const unsigned char *s, size_t n)
+{
+    uint64_t w = BCAST('a');
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        w = lo | (uint64_t)hi << 32;
+    } else if (n >= 2) {
+        uint16_t lo, hi;
+        memcpy(&lo, s, 2);
+        memcpy(&hi, s + n - 2, 2);
+        w = (w & ~0xFFFFFFFFULL) | lo | (uint64_t)hi << 16;
+    } else if (n == 1) {
+        w = (w & ~0xFFULL) | s[0];
+    }
+    return w;
+}
+
+/* forbidden_word - any byte of w below 0x20 or equal to 0xEF (the start of U+FFFE/F) */
+static inline uint64_t forbidden_word(uint64_t w)
+{
+    uint64_t e = w ^ 0xEFEFEFEFEFEFEFEFULL;
+    return (((w - 0x2020202020202020ULL) & ~w) | ((e - 0x0101010101010101ULL) & ~e)) &
+           0x8080808080808080ULL;
+}
+
+/* xml_forbidden - offset of the first character XML 1.0 cannot carry (a C0 control other
+ * than tab, LF and CR; U+FFFE; U+FFFF), or n when there is none */
+size_t xml_forbidden(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    if (n < 8) {
+        if (!forbidden_word(load_short(s, n)))
+            return n;
+    } else {
+        /* eight bytes at a time while none is suspect, then the word that ends the value */
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (forbidden_word(w))
+                break;
+        }
+        if (i < n && i + 8 > n) {
+            uint64_t w;
+            memcpy(&w, s + n - 8, 8);
+            if (!forbidden_word(w))
+                return n;
+        }
+    }
+    for (; i < n; i++) {
+        unsigned char c = s[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return i;
+        if (c == 0xEF && i + 2 < n && s[i + 1] == 0xBF && (s[i + 2] == 0xBE || s[i + 2] == 0xBF))
+            return i;
+    }
+    return n;
+}
+
+/* any_of - whether any byte of w is one of the k bytes of set */
+static inline __attribute__((always_inline)) uint64_t any_of(uint64_t w, const char *set, int k)
+{
+    uint64_t hit = 0;
+#pragma GCC unroll 8
+    for (int j = 0; j < k; j++)
+        hit |= byte_eq(w, BCAST(set[j]));
+    return hit;
+}
+
 /* first_of - offset of the first byte of s[0..n) that is one of the k bytes of set, or n:
  * eight bytes at a time while none is, since most values hold none (inlined with a constant
- * set, the loops over it unroll) */
+ * set, the loops over it unroll).  Short values go byte by byte: with up to seven bytes to
+ * look for, a word test of a short value costs more than the comparisons (callgrind). */
 static inline __attribute__((always_inline)) size_t first_of(const char *str, size_t n,
                                                              const char *set, int k)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w, hit = 0;
+        uint64_t w;
         memcpy(&w, s + i, 8);
-#pragma GCC unroll 8
-        for (int j = 0; j < k; j++)
-            hit |= byte_eq(w, BCAST(set[j]));
-        if (hit)
+        if (any_of(w, set, k))
             break;
     }
     for (; i < n; i++)
@@ -302,12 +342,9 @@ static inline __attribute__((always_inline)) size_t copy_until(char *dst, const 
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint64_t w, hit = 0;
+        uint64_t w;
         memcpy(&w, s + i, 8);
-#pragma GCC unroll 8
-        for (int j = 0; j < k; j++)
-            hit |= byte_eq(w, BCAST(set[j]));
-        if (hit)
+        if (any_of(w, set, k))
             break;
         memcpy(dst + i, &w, 8);
     }
@@ -363,8 +400,7 @@ bool utf8_valid(const char *str, size_t n)
         memcpy(&word, s + n - 8, 8);
         any |= word;
     } else {
-        for (size_t i = 0; i < n; i++)
-            any |= s[i];
+        any = load_short(s, n);
     }
     if (!(any & 0x8080808080808080ULL))
         return true;
