@@ -49,6 +49,16 @@ void *xcalloc(size_t n, size_t m)
     return p;
 }
 
+/* xzalloc_lines - n zeroed bytes starting on a cache line (64 bytes); n a multiple of 64 */
+void *xzalloc_lines(size_t n)
+{
+    void *p = aligned_alloc(64, n ? n : 64);
+    if (!p)
+        oom(n);
+    memset(p, 0, n);
+    return p;
+}
+
 void *xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);

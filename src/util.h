@@ -58,6 +58,7 @@ void arena_free(arena *a);
 /* xmalloc family - abort with a message when memory runs out */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
+void *xzalloc_lines(size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
