@@ -346,8 +346,8 @@ static inline __attribute__((always_inline)) size_t first_of(const char *str, si
 /* copy_until - first_of that also copies: s[0..i) to dst, where i is first_of's answer;
  * nothing at or after dst[i] is written (a word is stored only when none of its bytes is in
  * the set) */
-static inline __attribute__((always_inline)) size_t copy_until(char *dst, const char *str,
-                                                               size_t n, const char *set, int k)
+static inline __attribute__((always_inline)) size_t copy_until(char *dst, const char *str, size_t n,
+                                                               const char *set, int k)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;

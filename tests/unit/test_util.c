@@ -84,8 +84,8 @@ static void check(int k, const char *s, size_t n)
 {
     size_t got = scanners[k].got(s, n), want = scanners[k].want(s, n);
     if (got != want)
-        fail_msg("%s(%s, %zu) = %zu, the byte rule says %zu", scanners[k].name, shown(s, n), n,
-                 got, want);
+        fail_msg("%s(%s, %zu) = %zu, the byte rule says %zu", scanners[k].name, shown(s, n), n, got,
+                 want);
     if (!scanners[k].copy)
         return;
     char dst[64 + 16];
@@ -215,10 +215,22 @@ static void test_utf8_valid(void **state)
 {
     (void)state;
     static const char *const seqs[] = {
-        "\xc3\xa9",         "\xe2\x82\xac",     "\xf0\x9f\x98\x80", "\xef\xbf\xbf", /* valid */
-        "\xc0\xaf",         "\xc1\xbf",         "\xe0\x80\xaf",     "\xed\xa0\x80", /* overlong, */
-        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\x80",             "\xc3",         /* surrogate, */
-        "\xe2\x82",         "\xff",             "\xf0\x9f\x98",     "\xed\x9f\xbf", /* too big, cut */
+        "\xc3\xa9",
+        "\xe2\x82\xac",
+        "\xf0\x9f\x98\x80",
+        "\xef\xbf\xbf", /* valid */
+        "\xc0\xaf",
+        "\xc1\xbf",
+        "\xe0\x80\xaf",
+        "\xed\xa0\x80", /* overlong, */
+        "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80",
+        "\x80",
+        "\xc3", /* surrogate, */
+        "\xe2\x82",
+        "\xff",
+        "\xf0\x9f\x98",
+        "\xed\x9f\xbf", /* too big, cut */
     };
     unsigned char buf[64];
     for (size_t q = 0; q < sizeof seqs / sizeof *seqs; q++) {
@@ -228,8 +240,7 @@ static void test_utf8_valid(void **state)
                 memset(buf, 'a', n);
                 memcpy(buf + at, seqs[q], ql);
                 if (utf8_valid((const char *)buf, n) != ref_utf8(buf, n))
-                    fail_msg("utf8_valid(%s, %zu) differs from RFC 3629", shown((char *)buf, n),
-                             n);
+                    fail_msg("utf8_valid(%s, %zu) differs from RFC 3629", shown((char *)buf, n), n);
             }
     }
     unsigned long long x = 2463534242ULL;
