@@ -158,6 +158,8 @@ void record_init(record *r, const rec_schema *s)
     r->schema = s;
     r->hdr = xcalloc((size_t)schema_nslots(s, REC_HEADER) + 1, sizeof *r->hdr);
     r->groups = xcalloc((size_t)schema_ngroups(s) + 1, sizeof *r->groups);
+    for (int g = 0; g < schema_ngroups(s); g++)
+        r->groups[g].nslots = (size_t)schema_nslots(s, g);
 }
 
 /* record_clear - forget the values, keep the memory */
@@ -185,7 +187,7 @@ void record_free(record *r)
 int record_new_item(record *r, int group)
 {
     rec_group *g = &r->groups[group];
-    size_t ns = (size_t)schema_nslots(r->schema, group);
+    size_t ns = g->nslots;
     if (g->nitems == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 8;
         g->vals = xrealloc(g->vals, g->cap * (ns ? ns : 1) * sizeof *g->vals);
@@ -205,34 +207,11 @@ void record_set(record *r, int group, int slot, const char *v, size_t n)
         rec_group *g = &r->groups[group];
         if (!g->nitems)
             return;
-        dst = &g->vals[(g->nitems - 1) * (size_t)schema_nslots(r->schema, group) + (size_t)slot];
+        dst = &g->vals[(g->nitems - 1) * g->nslots + (size_t)slot];
     }
     dst->off = (uint32_t)r->text.len;
     dst->len = (uint32_t)n;
     dst->set = true;
     sbuf_add(&r->text, v, n);
     sbuf_addc(&r->text, '\0');
-}
-
-const char *record_get(const record *r, int group, size_t item, int slot, size_t *len)
-{
-    const rec_val *v;
-    if (group == REC_HEADER) {
-        v = &r->hdr[slot];
-    } else {
-        const rec_group *g = &r->groups[group];
-        if (item >= g->nitems)
-            return NULL;
-        v = &g->vals[item * (size_t)schema_nslots(r->schema, group) + (size_t)slot];
-    }
-    if (!v->set)
-        return NULL;
-    if (len)
-        *len = v->len;
-    return r->text.p + v->off;
-}
-
-size_t record_nitems(const record *r, int group)
-{
-    return r->groups[group].nitems;
 }

@@ -28,6 +28,7 @@ typedef struct {
 
 typedef struct {
     size_t nitems, cap;
+    size_t nslots; /* the schema's, kept here for record_get */
     rec_val *vals; /* nitems * nslots */
 } rec_group;
 
@@ -58,8 +59,31 @@ void record_clear(record *r);
 void record_free(record *r);
 int record_new_item(record *r, int group); /* returns the item index */
 void record_set(record *r, int group, int slot, const char *v, size_t n);
-/* record_get - a field's text; NULL when absent or null */
-const char *record_get(const record *r, int group, size_t item, int slot, size_t *len);
-size_t record_nitems(const record *r, int group);
+
+/* record_get - a field's text; NULL when absent or null (inline: templates read every
+ * field of every record through it) */
+static inline const char *record_get(const record *r, int group, size_t item, int slot,
+                                     size_t *len)
+{
+    const rec_val *v;
+    if (group == REC_HEADER) {
+        v = &r->hdr[slot];
+    } else {
+        const rec_group *g = &r->groups[group];
+        if (item >= g->nitems)
+            return NULL;
+        v = &g->vals[item * g->nslots + (size_t)slot];
+    }
+    if (!v->set)
+        return NULL;
+    if (len)
+        *len = v->len;
+    return r->text.p + v->off;
+}
+
+static inline size_t record_nitems(const record *r, int group)
+{
+    return r->groups[group].nitems;
+}
 
 #endif
