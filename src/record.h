@@ -62,8 +62,7 @@ void record_set(record *r, int group, int slot, const char *v, size_t n);
 
 /* record_get - a field's text; NULL when absent or null (inline: templates read every
  * field of every record through it) */
-static inline const char *record_get(const record *r, int group, size_t item, int slot,
-                                     size_t *len)
+static inline const char *record_get(const record *r, int group, size_t item, int slot, size_t *len)
 {
     const rec_val *v;
     if (group == REC_HEADER) {
