@@ -454,6 +454,55 @@ bool utf8_valid(const char *str, size_t n)
     return true;
 }
 
+/* days_from_civil - days since 1970-01-01 of a proleptic Gregorian date (m 1..12; any d,
+ * which counts on from the first of the month): H. Hinnant's algorithm, exact for every
+ * year an int holds */
+static long long days_from_civil(long long y, unsigned m, long long d)
+{
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468 + (d - 1);
+}
+
+/* utc_time - timegm without the C library's time zone machinery: the seconds since the
+ * epoch of tm read as UTC (fields beyond their range count on, as timegm's do); tm_mon
+ * must be 0..11 */
+long long utc_time(const struct tm *tm)
+{
+    long long days =
+        days_from_civil((long long)tm->tm_year + 1900, (unsigned)tm->tm_mon + 1, tm->tm_mday);
+    return days * 86400 + (long long)tm->tm_hour * 3600 + (long long)tm->tm_min * 60 + tm->tm_sec;
+}
+
+/* utc_tm - gmtime_r the same way: every field of tm (no tm_isdst, no zone), from t */
+void utc_tm(long long t, struct tm *tm)
+{
+    long long days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+    long long secs = t - days * 86400;
+    long long z = days + 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long y = (long long)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    memset(tm, 0, sizeof *tm);
+    tm->tm_year = (int)(y - 1900);
+    tm->tm_mon = (int)m - 1;
+    tm->tm_mday = (int)d;
+    tm->tm_hour = (int)(secs / 3600);
+    tm->tm_min = (int)(secs / 60 % 60);
+    tm->tm_sec = (int)(secs % 60);
+    tm->tm_wday = (int)((days % 7 + 11) % 7); /* 1970-01-01 was a Thursday */
+    tm->tm_yday = (int)(days - days_from_civil(y, 1, 1));
+}
+
 /* utf8_prefix - byte length of the first max_chars code points (never splits one) */
 size_t utf8_prefix(const char *s, size_t n, size_t max_chars)
 {

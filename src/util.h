@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 /* sbuf - growable byte buffer; p is NUL-terminated whenever len > 0 */
 typedef struct {
@@ -69,6 +70,8 @@ size_t utf8_count(const char *s, size_t n);
 bool utf8_valid(const char *s, size_t n);
 size_t utf8_prefix(const char *s, size_t n, size_t max_chars);
 size_t xml_forbidden(const char *s, size_t n);
+long long utc_time(const struct tm *tm);
+void utc_tm(long long t, struct tm *tm);
 size_t csv_special(const char *s, size_t n);
 size_t xml_attr_special(const char *s, size_t n);
 size_t csv_copy(char *dst, const char *s, size_t n);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -258,12 +259,52 @@ static void test_utf8_valid(void **state)
     }
 }
 
+/* utc_time and utc_tm against the C library's timegm and gmtime_r: random instants from year
+ * 1 to 9999, and random broken-down times with fields past their range (which both count on) */
+static void test_utc_time_and_tm(void **state)
+{
+    (void)state;
+    unsigned long long x = 0x2545F4914F6CDD1DULL;
+    const long long lo = -62135596800LL, hi = 253402300799LL; /* 0001-01-01, 9999-12-31 */
+    for (int round = 0; round < 300000; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        long long t = lo + (long long)(x % (unsigned long long)(hi - lo + 1));
+        if (round < 1000) /* near the epoch, both sides, and on day boundaries */
+            t = (long long)(round - 500) * 86400 + (round % 3 ? 0 : round % 86400);
+        struct tm want, got;
+        time_t tt = (time_t)t;
+        assert_non_null(gmtime_r(&tt, &want));
+        utc_tm(t, &got);
+        if (got.tm_year != want.tm_year || got.tm_mon != want.tm_mon ||
+            got.tm_mday != want.tm_mday || got.tm_hour != want.tm_hour ||
+            got.tm_min != want.tm_min || got.tm_sec != want.tm_sec || got.tm_wday != want.tm_wday ||
+            got.tm_yday != want.tm_yday)
+            fail_msg("utc_tm(%lld) = %d-%d-%d %d:%d:%d wday %d yday %d, gmtime_r says "
+                     "%d-%d-%d %d:%d:%d wday %d yday %d",
+                     t, got.tm_year, got.tm_mon, got.tm_mday, got.tm_hour, got.tm_min, got.tm_sec,
+                     got.tm_wday, got.tm_yday, want.tm_year, want.tm_mon, want.tm_mday,
+                     want.tm_hour, want.tm_min, want.tm_sec, want.tm_wday, want.tm_yday);
+        assert_int_equal(utc_time(&want), t);
+        /* fields past their range: 2026-02-31 25:61:61 and the like */
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        struct tm odd = {.tm_year = (int)(x % 9999) + 1 - 1900,
+                         .tm_mon = (int)((x >> 14) % 12),
+                         .tm_mday = (int)((x >> 18) % 31) + 1,
+                         .tm_hour = (int)((x >> 23) % 30),
+                         .tm_min = (int)((x >> 28) % 70),
+                         .tm_sec = (int)((x >> 35) % 70)};
+        struct tm copy = odd;
+        assert_int_equal(utc_time(&odd), (long long)timegm(&copy));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_special_at_every_position),
         cmocka_unit_test(test_random_strings),
         cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_utc_time_and_tm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
