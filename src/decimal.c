@@ -78,6 +78,8 @@ dec_status dec_parse(const char *s, size_t len, decimal *out)
         digits++;
         c64 = c64 * 10 + (uint64_t)(*p - '0');
     }
+    /* the integer part fitted: the fraction's first digits go on in 64 bits too */
+    bool narrow = !(p < end && *p >= '0' && *p <= '9');
     c = c64;
     for (; p < end && *p >= '0' && *p <= '9'; p++) {
         any = true;
@@ -89,6 +91,16 @@ dec_status dec_parse(const char *s, size_t len, decimal *out)
     }
     if (p < end && *p == '.') {
         p++;
+        if (narrow) {
+            for (; p < end && *p >= '0' && *p <= '9' && digits < 18; p++) {
+                any = true;
+                if (c64 != 0 || *p != '0')
+                    digits++;
+                c64 = c64 * 10 + (uint64_t)(*p - '0');
+                scale++;
+            }
+            c = c64;
+        }
         for (; p < end && *p >= '0' && *p <= '9'; p++) {
             any = true;
             if (c != 0 || *p != '0')

@@ -366,6 +366,49 @@ static void test_format_matches_the_rule(void **state)
         }
 }
 
+/* dec_parse against the plain rule, for plain numbers that a decimal holds exactly (at most
+ * DEC_MAX_SCALE places, at most DEC_MAX_DIGITS significant digits): the coefficient is every
+ * digit, the scale the number of places.  Random integer parts of 0 to 30 digits and fractions
+ * of 0 to 18, leading zeros included, across the 18 digits where parsing leaves 64 bits. */
+static void test_parse_matches_the_rule(void **state)
+{
+    (void)state;
+    unsigned long long x = 0xD1B54A32D192ED03ULL;
+    char text[80];
+    for (int round = 0; round < 300000; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int nint = (int)(x % 31), nfrac = (int)((x >> 5) % 19);
+        bool point = nfrac > 0 || (x >> 10) % 4 == 0, neg = (x >> 12) & 1;
+        size_t n = 0;
+        if (neg)
+            text[n++] = '-';
+        __int128 want = 0;
+        int sig = 0;
+        for (int i = 0; i < nint + nfrac; i++) {
+            if (i == nint && point)
+                text[n++] = '.';
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            int d = x % 3 == 0 ? 0 : (int)(x % 10); /* zeros often, leading ones too */
+            text[n++] = (char)('0' + d);
+            if (want != 0 || d != 0)
+                sig++;
+            want = want * 10 + d;
+        }
+        if (nint + nfrac == 0)
+            text[n++] = '0';
+        if (point && nfrac == 0)
+            text[n++] = '.'; /* "12." is a number too */
+        text[n] = '\0';
+        if (sig > DEC_MAX_DIGITS)
+            continue;
+        decimal got;
+        dec_status st = dec_parse(text, n, &got);
+        if (st != DEC_OK || got.coef != (neg ? -want : want) || got.scale != nfrac)
+            fail_msg("dec_parse(\"%s\") = status %d, scale %d; the rule says scale %d", text,
+                     (int)st, got.scale, nfrac);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_neg_abs_sign),
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_format_matches_the_rule),
+        cmocka_unit_test(test_parse_matches_the_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
