@@ -131,7 +131,7 @@ dec_status dec_parse(const char *s, size_t len, decimal *out)
         return DEC_ESYNTAX;
     scale -= exp;
     /* Drop trailing zeros that a large scale would carry needlessly. */
-    while (scale > 0 && c != 0 && c % 10 == 0 && scale > DEC_MAX_SCALE) {
+    while (scale > DEC_MAX_SCALE && c != 0 && c % 10 == 0) { /* (no 128-bit % otherwise) */
         c /= 10;
         scale--;
     }
