@@ -2341,10 +2341,10 @@ static int reject(ectx *c, const char *field_dflt)
     return 1;
 }
 
-/* fit_column - apply max length; 0 ok, 1 too long (error set unless cut) or a character
- * that a Sage import file cannot carry (a control character: the XML form could not be
- * parsed, and no Sage column wants one) */
-static int fit_column(ectx *c, const column *col, tval *v, bool quiet)
+/* fit_column_slow - apply max length; 0 ok, 1 too long (error set unless cut) or a
+ * character that a Sage import file cannot carry (a control character: the XML form could
+ * not be parsed, and no Sage column wants one) */
+static int fit_column_slow(ectx *c, const column *col, tval *v, bool quiet)
 {
     size_t bad = v->n && !col->plain ? xml_forbidden(v->p, v->n) : v->n;
     if (bad < v->n) {
@@ -2380,6 +2380,16 @@ static int fit_column(ectx *c, const column *col, tval *v, bool quiet)
                  (int)(v->n > 60 ? 60 : v->n), v->p, chars, col->max, col->name);
     }
     return 1;
+}
+
+/* fit_column - fit_column_slow, with the usual case (no forbidden character, no more bytes
+ * than the column's characters) decided inline: it is asked for every column of every row */
+static inline int fit_column(ectx *c, const column *col, tval *v, bool quiet)
+{
+    if ((!v->n || col->plain || xml_forbidden(v->p, v->n) == v->n) &&
+        (!col->max || v->n <= (size_t)col->max))
+        return 0;
+    return fit_column_slow(c, col, v, quiet);
 }
 
 /* eval_column - one column's value, with its fallback and length rules */
