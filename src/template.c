@@ -1526,7 +1526,34 @@ static const node *source_node(const node *n)
     return n && (n->t == N_FIELD || n->t == N_ITEM) ? n : NULL;
 }
 
-static int eval_dec(node *n, ectx *c, decimal *d);
+static int eval_dec_node(node *n, ectx *c, decimal *d);
+
+/* eval_dec - evaluate as a decimal; an empty value is 0.  What was computed before for this
+ * record (a variable, a field's decimal) is answered inline; the rest is eval_dec_node. */
+static inline int eval_dec(node *n, ectx *c, decimal *d)
+{
+    tpl_run *r = c->run;
+    if (n->t == N_VAR && r->var_dec_done[n->i1]) {
+        *d = r->var_dec[n->i1];
+        return 0;
+    }
+    if (n->t == N_FIELD || (n->t == N_ITEM && r->items)) {
+        const fdec *f;
+        size_t at;
+        if (n->t == N_FIELD) {
+            f = &r->hdr;
+            at = (size_t)n->slot;
+        } else {
+            f = &r->items[n->group];
+            at = c->item * c->rec->groups[n->group].nslots + (size_t)n->slot;
+        }
+        if (at < f->cap && f->gen[at] == r->gen) {
+            *d = f->v[at];
+            return 0;
+        }
+    }
+    return eval_dec_node(n, c, d);
+}
 
 /* arith_dec - add, sub, mul, neg and sum computed as decimals: an expression of several
  * of them is never formatted and parsed again between its steps */
@@ -1627,8 +1654,8 @@ static fdec *field_cache(ectx *c, const node *n, size_t *at)
     return f;
 }
 
-/* eval_dec - evaluate as a decimal; an empty value is 0 */
-static int eval_dec(node *n, ectx *c, decimal *d)
+/* eval_dec_node - evaluate as a decimal; an empty value is 0 */
+static int eval_dec_node(node *n, ectx *c, decimal *d)
 {
     switch (n->t) {
     case N_ADD:
