@@ -78,9 +78,9 @@ static void csv_cell(sage_writer *w, const char *p, size_t n)
 {
     if (put_plain(&w->line, p, n, csv_copy))
         return;
-    size_t need = csv_write(NULL, 0, p, n);
-    sbuf_grow(&w->cell, need);
-    csv_write(w->cell.p, need, p, n);
+    /* at most every byte doubled and two quotes: one call of csv_write, not one to measure */
+    sbuf_grow(&w->cell, 2 * n + 2);
+    size_t need = csv_write(w->cell.p, 2 * n + 2, p, n);
     sbuf_add(&w->line, w->cell.p, need);
 }
 

@@ -1905,7 +1905,6 @@ static int eval_var(ectx *c, int i, tval *out)
     return 0;
 }
 
-/* eval - compute one expression node */
 /* eval_node - what eval does not answer itself (and the leaves too) */
 static int eval_node(node *n, ectx *c, tval *out)
 {
