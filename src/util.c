@@ -320,11 +320,14 @@ static inline __attribute__((always_inline)) uint64_t any_of(uint64_t w, const c
     return hit;
 }
 
-/* first_of - offset of the first byte of s[0..n) that is one of the k bytes of set, or n:
- * eight bytes at a time while none is, since most values hold none (inlined with a constant
- * set, the loops over it unroll).  Short values go byte by byte: with up to seven bytes to
- * look for, a word test of a short value costs more than the comparisons (callgrind). */
-static inline __attribute__((always_inline)) size_t first_of(const char *str, size_t n,
+/* first_of - offset of the first byte of s[0..n) that is one of the k bytes of set, or n;
+ * with dst, the bytes before it are copied there too, and nothing at or after dst[i] is
+ * written (a word is stored only when none of its bytes is in the set).  Eight bytes at a
+ * time while none is, since most values hold none; inlined with a constant set and dst or
+ * NULL, the loops over the set unroll and a scan alone stores nothing.  Short values go byte
+ * by byte: with up to seven bytes to look for, a word test of a short value costs more than
+ * the comparisons (callgrind). */
+static inline __attribute__((always_inline)) size_t first_of(char *dst, const char *str, size_t n,
                                                              const char *set, int k)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -334,36 +337,16 @@ static inline __attribute__((always_inline)) size_t first_of(const char *str, si
         memcpy(&w, s + i, 8);
         if (any_of(w, set, k))
             break;
-    }
-    for (; i < n; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < k; j++)
-            if (s[i] == (unsigned char)set[j])
-                return i;
-    return n;
-}
-
-/* copy_until - first_of that also copies: s[0..i) to dst, where i is first_of's answer;
- * nothing at or after dst[i] is written (a word is stored only when none of its bytes is in
- * the set) */
-static inline __attribute__((always_inline)) size_t copy_until(char *dst, const char *str, size_t n,
-                                                               const char *set, int k)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (any_of(w, set, k))
-            break;
-        memcpy(dst + i, &w, 8);
+        if (dst)
+            memcpy(dst + i, &w, 8);
     }
     for (; i < n; i++) {
 #pragma GCC unroll 8
         for (int j = 0; j < k; j++)
             if (s[i] == (unsigned char)set[j])
                 return i;
-        dst[i] = (char)s[i];
+        if (dst)
+            dst[i] = (char)s[i];
     }
     return n;
 }
@@ -372,27 +355,27 @@ static inline __attribute__((always_inline)) size_t copy_until(char *dst, const 
  * double quote, CR, LF), or n */
 size_t csv_special(const char *str, size_t n)
 {
-    return first_of(str, n, ",\"\r\n", 4);
+    return first_of(NULL, str, n, ",\"\r\n", 4);
 }
 
 /* xml_attr_special - offset of the first byte that an attribute value must escape: the
  * markup characters and tab, LF, CR (which a parser would otherwise turn into spaces), or n */
 size_t xml_attr_special(const char *str, size_t n)
 {
-    return first_of(str, n, "<>&\"\t\n\r", 7);
+    return first_of(NULL, str, n, "<>&\"\t\n\r", 7);
 }
 
 /* csv_copy - csv_special's answer i, with s[0..i) copied to dst (room for n bytes): the
  * writer's usual value, which needs no quotes, is scanned and copied in one pass */
 size_t csv_copy(char *dst, const char *s, size_t n)
 {
-    return copy_until(dst, s, n, ",\"\r\n", 4);
+    return first_of(dst, s, n, ",\"\r\n", 4);
 }
 
 /* xml_attr_copy - xml_attr_special's answer i, with s[0..i) copied to dst (room for n) */
 size_t xml_attr_copy(char *dst, const char *s, size_t n)
 {
-    return copy_until(dst, s, n, "<>&\"\t\n\r", 7);
+    return first_of(dst, s, n, "<>&\"\t\n\r", 7);
 }
 
 /* utf8_valid - well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */

@@ -74,8 +74,8 @@ long long utc_time(const struct tm *tm);
 void utc_tm(long long t, struct tm *tm);
 size_t csv_special(const char *s, size_t n);
 size_t xml_attr_special(const char *s, size_t n);
-size_t csv_copy(char *dst, const char *s, size_t n);
-size_t xml_attr_copy(char *dst, const char *s, size_t n);
+size_t csv_copy(char *dst, const char *s, size_t n) __attribute__((nonnull(1)));
+size_t xml_attr_copy(char *dst, const char *s, size_t n) __attribute__((nonnull(1)));
 
 /* hset - set of 64-bit hashes (duplicate detection without keeping keys) */
 typedef struct {
