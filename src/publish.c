@@ -68,7 +68,8 @@ struct ofile {
 };
 
 /* the background writer: one thread for the process, a FIFO of files with a buffer each;
- * and the syncer, a FIFO of files to fdatasync (each file at most once in it) */
+ * and the syncer, a list of files to fdatasync (each file at most once in it, order of no
+ * matter) */
 static struct {
     pthread_once_t once;
     pthread_mutex_t mu;
@@ -180,7 +181,8 @@ static void bg_start(void)
     if (bg.ok)
         pthread_detach(t);
     if (bg.ok) {
-        /* set before the writer can see it: thread_start returns after the syncer exists */
+        /* under the lock the writer reads it with; until it is set the writer asks for no
+         * early sync, which changes nothing but speed */
         pthread_mutex_lock(&bg.mu);
         bg.sync_ok = thread_start(&t, "sb-sync", sync_main, NULL) == 0;
         pthread_mutex_unlock(&bg.mu);
