@@ -40,6 +40,8 @@
 
 #include "publish.h"
 
+#define ATTR_PAD 32 /* a column's " Name=\"" is copied as this many bytes when shorter */
+
 struct sage_writer {
     const tpl_output_desc *o;
     char *dir, *batch;
@@ -168,8 +170,12 @@ static void xml_prepare(sage_writer *w)
         const tpl_table_desc *td = &o->tables[t];
         sbuf_printf(&w->open_row[t], "<%s", td->name);
         w->attr[t] = xcalloc((size_t)td->ncols, sizeof **w->attr);
-        for (int c = 0; c < td->ncols; c++)
-            sbuf_printf(&w->attr[t][c], " %s=\"", td->cols[c]);
+        for (int c = 0; c < td->ncols; c++) {
+            sbuf *a = &w->attr[t][c];
+            sbuf_printf(a, " %s=\"", td->cols[c]);
+            sbuf_grow(a, ATTR_PAD); /* xml_rows may read ATTR_PAD bytes of a short name */
+            memset(a->p + a->len, 0, a->cap - a->len);
+        }
     }
 }
 
@@ -256,12 +262,30 @@ static int xml_rows(sage_writer *w, const tpl_result *res)
             const tval *row = &res->rows[t][r * (size_t)td->ncols];
             sbuf_add(b, w->open_row[t].p, w->open_row[t].len);
             for (int c = 0; c < td->ncols; c++) {
-                if (!row[c].n)
+                size_t n = row[c].n;
+                if (!n)
                     continue;
-                sbuf_add(b, w->attr[t][c].p, w->attr[t][c].len);
-                xml_value(b, row[c].p, row[c].n);
+                /* one check for room for the name, the value and the closing quote; a name
+                 * of up to ATTR_PAD bytes is moved as ATTR_PAD bytes (a fixed-size copy, no
+                 * call), of which the ones after it are overwritten next */
+                const sbuf *a = &w->attr[t][c];
+                if (!b->p || b->len + ATTR_PAD + a->len + n + 2 > b->cap)
+                    sbuf_grow(b, ATTR_PAD + a->len + n + 1);
+                if (a->len <= ATTR_PAD)
+                    memcpy(b->p + b->len, a->p, ATTR_PAD);
+                else
+                    memcpy(b->p + b->len, a->p, a->len);
+                b->len += a->len;
+                if (xml_attr_copy(b->p + b->len, row[c].p, n) == n) {
+                    b->len += n;
+                    b->p[b->len++] = '"';
+                    continue;
+                }
+                b->p[b->len] = '\0';
+                xml_value(b, row[c].p, n);
                 sbuf_addc(b, '"');
             }
+            b->p[b->len] = '\0';
             sbuf_add(b, "/>\n", 3);
         }
     }

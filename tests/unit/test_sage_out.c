@@ -1009,6 +1009,36 @@ static void test_xml_bytes_many_records(void **state)
     xmlFreeDoc(doc);
 }
 
+static void test_xml_bytes_column_names_of_every_length(void **state)
+{
+    fixture *f = *state;
+    /* the writer moves a short attribute name as a fixed block and a long one by its length:
+     * names of 1 to 40 characters (with " " and "=\"" the prepared text is 4 to 44 bytes) */
+    static char names[3][41];
+    static const char *hcols[3], *lcols[3] = {"TranNo", "SOLineNo", "Description"};
+    static tpl_table_desc tables[2];
+    for (int len = 1; len <= 40; len++) {
+        for (int k = 0; k < 3; k++) {
+            memset(names[k], 'A' + k, (size_t)len);
+            names[k][len] = '\0';
+            hcols[k] = names[k];
+        }
+        tables[0] = (tpl_table_desc){"StgSalesOrder", 3, hcols, false};
+        tables[1] = (tpl_table_desc){"StgSOLine", 3, lcols, true};
+        tpl_output_desc out = OUT;
+        out.tables = tables;
+        order o;
+        order_init(&o, TV("0000000001"), TV("x<&>\"y"), TV("1.000"));
+        order_line(&o, TV("1"), TV("line"));
+        char batch[16];
+        snprintf(batch, sizeof batch, "N%d", len);
+        xmlDocPtr doc = compare_with_libxml2(f->dir, &out, batch, &o, 1);
+        xmlNodePtr h = child(child(xmlDocGetRootElement(doc), "SalesOrder", 0), "StgSalesOrder", 0);
+        assert_attr(h, names[1], "x<&>\"y");
+        xmlFreeDoc(doc);
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1038,6 +1068,7 @@ int main(void)
         T(test_xml_bytes_batch_attribute_markup),
         T(test_xml_bytes_batch_attribute_non_ascii),
         T(test_xml_bytes_many_records),
+        T(test_xml_bytes_column_names_of_every_length),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     xmlCleanupParser();
