@@ -7,14 +7,17 @@
  * The SHA-256 of the contents is computed while writing, so a .done marker
  * never has to read the files back.
  *
- * A large file is hashed and written by a background thread, on the
- * second core, while the caller fills the next buffer: each ofile has two
- * buffers and at most one of them is with the writer, so its bytes reach
- * the hash and the file in order and memory stays at two buffers per open
- * file.  Small files (one buffer or less: the usual one-order batch) never
- * involve the thread.  The writer also starts the kernel's writeback every
- * few megabytes (sync_file_range without waiting), and every few tens of
- * megabytes a second background thread (sb-sync) calls fdatasync on the
+ * Bytes are hashed and written by the thread that writes them: a caller
+ * that gathers its own output (sage_out.c gathers OF_CHUNK bytes per
+ * file) hands it over in pieces that go to the hash and to write(2)
+ * straight from its memory, with no copy; smaller pieces are gathered in
+ * the ofile's buffer first.  There used to be a writer thread here, on the
+ * second core, but with the conversion's own two threads it made three
+ * busy threads for two cores: it cost a copy of every byte and two
+ * wake-ups per buffer, and left a core idle whenever it waited
+ * (bench/HISTORY.md, session 6).  The writer starts the kernel's writeback
+ * every few megabytes (sync_file_range without waiting), and every few
+ * tens of megabytes a background thread (sb-sync) calls fdatasync on the
  * file, so that the fsync of of_commit/of_finish finds little left to do.
  * The early syncs are not for safety, only to overlap the disk's work with
  * the conversion: on this project's machine (a virtual disk whose host
@@ -22,8 +25,8 @@
  * last one, whatever sync_file_range started, so a 460 MB batch waited
  * 0.2 s at the end for its first fsync (bench/HISTORY.md).  The final fsync
  * stays what makes a file durable; an error of an early sync is kept and
- * reported by of_commit/of_finish like a write error, since Linux reports a
- * writeback error to one fsync of a descriptor only.
+ * reported by of_write, of_commit and of_finish like a write error, since
+ * Linux reports a writeback error to one fsync of a descriptor only.
  *
  * DIAGNOSTICS
  *	of_open and of_commit put "PATH: what failed: strerror" in err; a
@@ -41,53 +44,39 @@
 #include <string.h>
 #include <unistd.h>
 
-#define OF_BUF       (256 * 1024)
 #define OF_WRITEBACK (8u << 20)  /* start the kernel's writeback every 8 MiB */
 #define OF_SYNC      (32u << 20) /* and ask sb-sync for an fdatasync every 32 MiB */
 
 struct ofile {
     int fd;
     char *dir, *name, *tmp, *final;
-    char *buf[2]; /* the one being filled is buf[cur]; the other may be with the writer */
-    int cur;
+    char *buf; /* small pieces gathered: OF_CHUNK bytes, allocated at the first one */
     size_t used;
     uint64_t size;
-    int err; /* errno of the first failed write (the caller's side) */
+    int err; /* errno of the first failed write (or early sync, once seen) */
     EVP_MD_CTX *md;
     char hex[65];
-    /* shared with the writer thread, under bg.mu */
-    int busy; /* buf[busy_idx] (busy_len bytes) is queued or being written */
-    int busy_idx;
-    size_t busy_len;
-    int bg_err;       /* errno of a failed write or early sync in a background thread */
-    ofile *next;      /* writer queue */
-    int syncing;      /* with sb-sync: the descriptor must stay open */
-    ofile *sync_next; /* sb-sync's queue */
-    /* the writer thread's own */
     uint64_t written, hinted, synced;
+    /* shared with the syncer, under syncer.mu */
+    int sync_err;     /* errno of a failed early sync */
+    int syncing;      /* queued or being synced: the descriptor must stay open */
+    ofile *sync_next; /* the syncer's list */
 };
 
-/* the background writer: one thread for the process, a FIFO of files with a buffer each;
- * and the syncer, a list of files to fdatasync (each file at most once in it, order of no
- * matter) */
+/* the syncer: one thread for the process, started at the first early sync, and its list of
+ * files to fdatasync (each file at most once in it, in no order) */
 static struct {
     pthread_once_t once;
     pthread_mutex_t mu;
-    pthread_cond_t work, idle, sync_work;
-    ofile *head, *tail;
-    ofile *sync_head;
-    int ok;      /* the writer runs (else every write happens in the caller) */
-    int sync_ok; /* the syncer runs (else no early syncs) */
-} bg = {PTHREAD_ONCE_INIT,
-        PTHREAD_MUTEX_INITIALIZER,
-        PTHREAD_COND_INITIALIZER,
-        PTHREAD_COND_INITIALIZER,
-        PTHREAD_COND_INITIALIZER,
-        NULL,
-        NULL,
-        NULL,
-        0,
-        0};
+    pthread_cond_t work, idle;
+    ofile *head;
+    int ok; /* the syncer runs (else no early syncs, which changes nothing but speed) */
+} syncer = {PTHREAD_ONCE_INIT,
+            PTHREAD_MUTEX_INITIALIZER,
+            PTHREAD_COND_INITIALIZER,
+            PTHREAD_COND_INITIALIZER,
+            NULL,
+            0};
 
 /* write_all - write n bytes, retrying short writes and EINTR; 0 or errno */
 static int write_all(int fd, const char *p, size_t n)
@@ -105,104 +94,90 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* bg_main - hash and write queued buffers, in order */
-static void *bg_main(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&bg.mu);
-    for (;;) {
-        while (!bg.head)
-            pthread_cond_wait(&bg.work, &bg.mu);
-        ofile *f = bg.head;
-        bg.head = f->next;
-        if (!bg.head)
-            bg.tail = NULL;
-        int failed = f->bg_err;
-        pthread_mutex_unlock(&bg.mu);
-
-        const char *p = f->buf[f->busy_idx];
-        EVP_DigestUpdate(f->md, p, f->busy_len);
-        int e = failed ? 0 : write_all(f->fd, p, f->busy_len);
-        if (!failed && !e) {
-            f->written += f->busy_len;
-            if (f->written - f->hinted >= OF_WRITEBACK) {
-                /* a hint: a failure here shows again, and is reported, at fsync */
-                (void)sync_file_range(f->fd, (off_t)f->hinted, (off_t)(f->written - f->hinted),
-                                      SYNC_FILE_RANGE_WRITE);
-                f->hinted = f->written;
-            }
-        }
-
-        pthread_mutex_lock(&bg.mu);
-        if (e && !f->bg_err)
-            f->bg_err = e;
-        if (!e && !failed && bg.sync_ok && !f->syncing && f->written - f->synced >= OF_SYNC) {
-            f->synced = f->written;
-            f->syncing = 1;
-            f->sync_next = bg.sync_head;
-            bg.sync_head = f;
-            pthread_cond_signal(&bg.sync_work);
-        }
-        f->busy = 0;
-        pthread_cond_broadcast(&bg.idle);
-    }
-    return NULL;
-}
-
-/* sync_main - fdatasync the files the writer asks for, while it and the caller go on */
+/* sync_main - fdatasync the files the writers ask for, while they go on */
 static void *sync_main(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&bg.mu);
+    pthread_mutex_lock(&syncer.mu);
     for (;;) {
-        while (!bg.sync_head)
-            pthread_cond_wait(&bg.sync_work, &bg.mu);
-        ofile *f = bg.sync_head;
-        bg.sync_head = f->sync_next;
-        pthread_mutex_unlock(&bg.mu);
+        while (!syncer.head)
+            pthread_cond_wait(&syncer.work, &syncer.mu);
+        ofile *f = syncer.head;
+        syncer.head = f->sync_next;
+        pthread_mutex_unlock(&syncer.mu);
 
-        /* f->fd stays open while f->syncing: bg_wait(f, 1) comes before every close */
+        /* f->fd stays open while f->syncing: sync_wait comes before every close */
         int e = fdatasync(f->fd) != 0 ? errno : 0;
 
-        pthread_mutex_lock(&bg.mu);
-        if (e && !f->bg_err)
-            f->bg_err = e;
+        pthread_mutex_lock(&syncer.mu);
+        if (e && !f->sync_err)
+            f->sync_err = e;
         f->syncing = 0;
-        pthread_cond_broadcast(&bg.idle);
+        pthread_cond_broadcast(&syncer.idle);
     }
     return NULL;
 }
 
-/* bg_start - the writer and syncer threads, started once */
-static void bg_start(void)
+/* sync_start - the syncer thread, started once */
+static void sync_start(void)
 {
     pthread_t t;
-    bg.ok = thread_start(&t, "sb-write", bg_main, NULL) == 0;
-    if (bg.ok)
+    int ok = thread_start(&t, "sb-sync", sync_main, NULL) == 0;
+    if (ok)
         pthread_detach(t);
-    if (bg.ok) {
-        /* under the lock the writer reads it with; until it is set the writer asks for no
-         * early sync, which changes nothing but speed */
-        pthread_mutex_lock(&bg.mu);
-        bg.sync_ok = thread_start(&t, "sb-sync", sync_main, NULL) == 0;
-        pthread_mutex_unlock(&bg.mu);
-        if (bg.sync_ok)
-            pthread_detach(t);
-    }
+    pthread_mutex_lock(&syncer.mu);
+    syncer.ok = ok;
+    pthread_mutex_unlock(&syncer.mu);
 }
 
-/* bg_wait - until f has no buffer with the writer (all: and no sync with the syncer, before
- * its descriptor is synced, closed or the file removed); takes over their error */
-static void bg_wait(ofile *f, int all)
+/* sync_wait - until f is not with the syncer (before its descriptor is synced, closed or the
+ * file removed); takes over an early sync's error */
+static void sync_wait(ofile *f)
 {
-    if (!bg.ok)
+    if (!f->synced) /* never asked for */
         return;
-    pthread_mutex_lock(&bg.mu);
-    while (f->busy || (all && f->syncing))
-        pthread_cond_wait(&bg.idle, &bg.mu);
-    if (f->bg_err && !f->err)
-        f->err = f->bg_err;
-    pthread_mutex_unlock(&bg.mu);
+    pthread_mutex_lock(&syncer.mu);
+    while (f->syncing)
+        pthread_cond_wait(&syncer.idle, &syncer.mu);
+    if (f->sync_err && !f->err)
+        f->err = f->sync_err;
+    pthread_mutex_unlock(&syncer.mu);
+}
+
+/* emit - n bytes to the hash and, unless a write failed before, to the file; starts the
+ * writeback and asks for early syncs as the file grows; -1 once anything failed */
+static int emit(ofile *f, const char *p, size_t n)
+{
+    EVP_DigestUpdate(f->md, p, n);
+    if (f->err)
+        return -1;
+    int e = write_all(f->fd, p, n);
+    if (e) {
+        f->err = e;
+        return -1;
+    }
+    f->written += n;
+    if (f->written - f->hinted >= OF_WRITEBACK) {
+        /* a hint: a failure here shows again, and is reported, at fsync */
+        (void)sync_file_range(f->fd, (off_t)f->hinted, (off_t)(f->written - f->hinted),
+                              SYNC_FILE_RANGE_WRITE);
+        f->hinted = f->written;
+    }
+    if (f->written - f->synced >= OF_SYNC) {
+        pthread_once(&syncer.once, sync_start);
+        pthread_mutex_lock(&syncer.mu);
+        if (f->sync_err && !f->err)
+            f->err = f->sync_err;
+        if (syncer.ok && !f->syncing) {
+            f->synced = f->written;
+            f->syncing = 1;
+            f->sync_next = syncer.head;
+            syncer.head = f;
+            pthread_cond_signal(&syncer.work);
+        }
+        pthread_mutex_unlock(&syncer.mu);
+    }
+    return f->err ? -1 : 0;
 }
 
 ofile *of_open(const char *dir, const char *name, sbuf *err)
@@ -226,64 +201,30 @@ ofile *of_open(const char *dir, const char *name, sbuf *err)
         free(f);
         return NULL;
     }
-    f->buf[0] = xmalloc(OF_BUF);
     f->md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(f->md, EVP_sha256(), NULL);
     return f;
 }
 
-/* flush - the buffer to the hash and the file: handed to the writer thread while more is
- * to come (async), in the caller at the end; -1 once a write has failed */
-static int flush(ofile *f, int async)
+/* flush - the gathered bytes out; -1 once a write (or an early sync) has failed */
+static int flush(ofile *f)
 {
-    if (async) {
-        pthread_once(&bg.once, bg_start);
-        if (bg.ok) {
-            bg_wait(f, 0); /* the other buffer is free again */
-            if (!f->buf[1])
-                f->buf[1] = xmalloc(OF_BUF);
-            pthread_mutex_lock(&bg.mu);
-            f->busy = 1;
-            f->busy_idx = f->cur;
-            f->busy_len = f->used;
-            f->next = NULL;
-            if (bg.tail)
-                bg.tail->next = f;
-            else
-                bg.head = f;
-            bg.tail = f;
-            pthread_cond_signal(&bg.work);
-            pthread_mutex_unlock(&bg.mu);
-            f->cur ^= 1;
-            f->used = 0;
-            return f->err ? -1 : 0;
-        }
-    }
-    bg_wait(f, 1);
-    EVP_DigestUpdate(f->md, f->buf[f->cur], f->used);
-    if (!f->err) {
-        int e = write_all(f->fd, f->buf[f->cur], f->used);
-        if (e)
-            f->err = e;
-    }
+    int rc = f->used ? emit(f, f->buf, f->used) : 0;
     f->used = 0;
-    return f->err ? -1 : 0;
+    return rc || f->err ? -1 : 0;
 }
 
 int of_write(ofile *f, const void *p, size_t n)
 {
-    const char *s = p;
     f->size += n;
-    while (n) {
-        size_t room = OF_BUF - f->used;
-        size_t k = n < room ? n : room;
-        memcpy(f->buf[f->cur] + f->used, s, k);
-        f->used += k;
-        s += k;
-        n -= k;
-        if (f->used == OF_BUF && flush(f, 1) != 0)
-            return -1;
-    }
+    if (f->used + n > OF_CHUNK && flush(f) != 0)
+        return -1;
+    if (n >= OF_CHUNK) /* a piece as large as the buffer: written from where it is */
+        return emit(f, p, n);
+    if (!f->buf)
+        f->buf = xmalloc(OF_CHUNK);
+    memcpy(f->buf + f->used, p, n);
+    f->used += n;
     return f->err ? -1 : 0;
 }
 
@@ -294,9 +235,8 @@ int of_puts(ofile *f, const char *s)
 
 static void of_release(ofile *f)
 {
-    bg_wait(f, 1);
-    free(f->buf[0]);
-    free(f->buf[1]);
+    sync_wait(f);
+    free(f->buf);
     if (f->md)
         EVP_MD_CTX_free(f->md);
     free(f->tmp);
@@ -309,7 +249,8 @@ static void of_release(ofile *f)
 const char *of_sha256(ofile *f)
 {
     if (!f->hex[0]) {
-        flush(f, 0); /* also waits for the writer */
+        flush(f);
+        sync_wait(f);
         unsigned char h[32];
         unsigned int hl = 0;
         EVP_DigestFinal_ex(f->md, h, &hl);
@@ -428,7 +369,7 @@ void of_abort(ofile *f)
 {
     if (!f)
         return;
-    bg_wait(f, 1);
+    sync_wait(f);
     close(f->fd);
     unlink(f->tmp);
     of_release(f);

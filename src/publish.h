@@ -24,7 +24,11 @@ typedef struct {
 
 /* of_open - start writing dir/name; NULL with err set ("DIR: cannot create …") */
 ofile *of_open(const char *dir, const char *name, sbuf *err);
-/* of_write - buffered; 0 or -1 (the error is kept and reported by of_commit) */
+/* pieces of at least OF_CHUNK bytes are hashed and written from the caller's memory; smaller
+ * ones are gathered to this size first */
+#define OF_CHUNK (256 * 1024)
+
+/* of_write - 0 or -1 (the error is kept and reported by of_commit and of_finish) */
 int of_write(ofile *f, const void *p, size_t n);
 int of_puts(ofile *f, const char *s);
 /* of_commit - flush, fsync, rename into place; frees f; -1 with err set */

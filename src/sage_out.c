@@ -51,11 +51,12 @@ struct sage_writer {
     sbuf **attr;              /* per table, per column: " Col=\"" */
     sbuf *open_row;           /* per table: "<Table" */
     sbuf open_rec, close_rec; /* "<Record>\n", "</Record>\n" */
-    sbuf xbuf;                /* one record's XML */
-    int xml_empty;            /* no record yet: the root closes as <Root .../> */
-    sbuf cell;                /* quoting scratch */
-    sbuf line;                /* one CSV row */
-    int failed;
+    /* each file's bytes are gathered here and handed to of_write OF_CHUNK at a time, which
+     * then hashes and writes them from here without copying them (publish.h) */
+    sbuf xbuf;     /* the XML */
+    sbuf *cbuf;    /* per table: the CSV */
+    int xml_empty; /* no record yet: the root closes as <Root .../> */
+    sbuf cell;     /* quoting scratch */
 };
 
 /* put_plain - append p[0..n) to b and return 1 when copy (csv_copy, xml_attr_copy) finds
@@ -75,38 +76,49 @@ static inline int put_plain(sbuf *b, const char *p, size_t n,
     return 1;
 }
 
-/* csv_cell - append one field to the row, quoted only when it must be */
-static void csv_cell(sage_writer *w, const char *p, size_t n)
+/* hand_over - what b gathered for f, once it is a chunk (or, when all, whatever it is) */
+static int hand_over(ofile *f, sbuf *b, int all)
 {
-    if (put_plain(&w->line, p, n, csv_copy))
+    if (b->len < (all ? 1 : OF_CHUNK))
+        return 0;
+    int rc = of_write(f, b->p, b->len);
+    sbuf_reset(b);
+    return rc;
+}
+
+/* csv_cell - append one field to the row, quoted only when it must be */
+static void csv_cell(sage_writer *w, sbuf *line, const char *p, size_t n)
+{
+    if (put_plain(line, p, n, csv_copy))
         return;
     /* at most every byte doubled and two quotes: one call of csv_write, not one to measure */
     sbuf_grow(&w->cell, 2 * n + 2);
     size_t need = csv_write(w->cell.p, 2 * n + 2, p, n);
-    sbuf_add(&w->line, w->cell.p, need);
+    sbuf_add(line, w->cell.p, need);
 }
 
-static int csv_row(sage_writer *w, ofile *f, const tval *vals, int ncols)
+/* csv_row - one row of table t */
+static int csv_row(sage_writer *w, int t, const tval *vals, int ncols)
 {
-    sbuf_reset(&w->line);
+    sbuf *line = &w->cbuf[t];
     for (int i = 0; i < ncols; i++) {
         if (i)
-            sbuf_addc(&w->line, ',');
-        csv_cell(w, vals[i].p, vals[i].n);
+            sbuf_addc(line, ',');
+        csv_cell(w, line, vals[i].p, vals[i].n);
     }
-    sbuf_add(&w->line, "\r\n", 2);
-    return of_write(f, w->line.p, w->line.len);
+    sbuf_add(line, "\r\n", 2);
+    return hand_over(w->csv[t], line, 0);
 }
 
 /* csv_header - the row of staging column names */
-static int csv_header(sage_writer *w, ofile *f, const tpl_table_desc *td)
+static void csv_header(sage_writer *w, int t)
 {
+    const tpl_table_desc *td = &w->o->tables[t];
     tval *names = xcalloc((size_t)td->ncols + 1, sizeof *names);
     for (int i = 0; i < td->ncols; i++)
         names[i] = (tval){td->cols[i], strlen(td->cols[i])};
-    int rc = csv_row(w, f, names, td->ncols);
+    (void)csv_row(w, t, names, td->ncols); /* gathered, not written yet */
     free(names);
-    return rc;
 }
 
 static char *file_name(const sage_writer *w, const char *suffix)
@@ -206,6 +218,7 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
     w->batch = xstrdup(batch);
     w->formats = formats;
     w->csv = xcalloc((size_t)o->ntables + 1, sizeof *w->csv);
+    w->cbuf = xcalloc((size_t)o->ntables + 1, sizeof *w->cbuf);
     if (formats & SW_CSV) {
         for (int t = 0; t < o->ntables; t++) {
             sbuf suffix = {0};
@@ -214,10 +227,11 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
             sbuf_free(&suffix);
             w->csv[t] = of_open(dir, name, err);
             free(name);
-            if (!w->csv[t] || csv_header(w, w->csv[t], &o->tables[t]) != 0) {
+            if (!w->csv[t]) {
                 sw_abort(w);
                 return NULL;
             }
+            csv_header(w, t);
         }
     }
     if (formats & SW_XML) {
@@ -236,11 +250,6 @@ sage_writer *sw_open(const tpl_output_desc *o, const char *dir, const char *batc
         xml_value(&w->xbuf, batch, strlen(batch));
         sbuf_addc(&w->xbuf, '"');
         w->xml_empty = 1;
-        if (of_write(w->xml, w->xbuf.p, w->xbuf.len) != 0) {
-            sbuf_printf(err, "%s/%s: cannot write the XML file", dir, of_name(w->xml));
-            sw_abort(w);
-            return NULL;
-        }
     }
     return w;
 }
@@ -250,7 +259,6 @@ static int xml_rows(sage_writer *w, const tpl_result *res)
 {
     const tpl_output_desc *o = w->o;
     sbuf *b = &w->xbuf;
-    sbuf_reset(b);
     if (w->xml_empty) {
         sbuf_add(b, ">\n", 2);
         w->xml_empty = 0;
@@ -290,7 +298,7 @@ static int xml_rows(sage_writer *w, const tpl_result *res)
         }
     }
     sbuf_add(b, w->close_rec.p, w->close_rec.len);
-    return of_write(w->xml, b->p, b->len);
+    return hand_over(w->xml, b, 0);
 }
 
 int sw_record(sage_writer *w, const tpl_result *res, sbuf *err)
@@ -303,8 +311,8 @@ int sw_record(sage_writer *w, const tpl_result *res, sbuf *err)
         return 0;
     for (int t = 0; t < o->ntables && w->csv[t]; t++)
         for (size_t r = 0; r < res->nrows[t]; r++)
-            if (csv_row(w, w->csv[t], &res->rows[t][r * (size_t)o->tables[t].ncols],
-                        o->tables[t].ncols) != 0) {
+            if (csv_row(w, t, &res->rows[t][r * (size_t)o->tables[t].ncols], o->tables[t].ncols) !=
+                0) {
                 sbuf_printf(err, "%s/%s: write failed", w->dir, of_name(w->csv[t]));
                 return -1;
             }
@@ -321,19 +329,15 @@ int sw_close(sage_writer *w, pub_file *files, int *nfiles, sbuf *err)
     int rc = 0;
     *nfiles = 0;
     if (w->xml) {
-        sbuf_reset(&w->xbuf);
         if (w->xml_empty)
             sbuf_add(&w->xbuf, "/>\n", 3);
         else
             sbuf_printf(&w->xbuf, "</%s>\n", o->xml_root);
-        if (of_write(w->xml, w->xbuf.p, w->xbuf.len) != 0) {
-            sbuf_printf(err, "%s/%s: write failed", w->dir, of_name(w->xml));
-            sw_abort(w);
-            return -1;
-        }
+        (void)hand_over(w->xml, &w->xbuf, 1); /* a failure is reported by of_finish */
     }
     for (int t = 0; t < o->ntables && rc == 0; t++)
         if (w->csv[t] && *nfiles < SW_MAX_FILES) {
+            (void)hand_over(w->csv[t], &w->cbuf[t], 1);
             rc = of_finish(w->csv[t], &files[(*nfiles)++], err);
             w->csv[t] = NULL;
         }
@@ -372,12 +376,14 @@ void sw_abort(sage_writer *w)
         return;
     xml_unprepare(w);
     sbuf_free(&w->xbuf);
-    for (int t = 0; t < w->o->ntables; t++)
+    for (int t = 0; t < w->o->ntables; t++) {
         of_abort(w->csv[t]);
+        sbuf_free(&w->cbuf[t]);
+    }
     of_abort(w->xml);
     free(w->csv);
+    free(w->cbuf);
     sbuf_free(&w->cell);
-    sbuf_free(&w->line);
     free(w->dir);
     free(w->batch);
     free(w);

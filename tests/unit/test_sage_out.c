@@ -616,6 +616,43 @@ static void test_publish_large_file_hash(void **state)
     sbuf_free(&err);
 }
 
+/* pieces of every size around OF_CHUNK, mixed: those of OF_CHUNK or more are written from
+ * the caller's memory, the others gathered first; the file and its hash keep their order */
+static void test_publish_pieces_large_and_small_in_order(void **state)
+{
+    fixture *f = *state;
+    sbuf err = {0};
+    ofile *o = of_open(f->dir, "mixed.bin", &err);
+    assert_non_null(o);
+    const size_t sizes[] = {
+        1, OF_CHUNK, 10, OF_CHUNK - 1, 2, OF_CHUNK, 3 * OF_CHUNK, OF_CHUNK - 5, 7, OF_CHUNK + 1};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        total += sizes[i];
+    char *data = malloc(total);
+    for (size_t i = 0; i < total; i++)
+        data[i] = (char)(i * 131 + i / 4093);
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        assert_int_equal(of_write(o, data + off, sizes[i]), 0);
+        off += sizes[i];
+    }
+    assert_int_equal(of_size(o), total);
+    char hex[65], fh[65];
+    sha256_hex(data, total, hex);
+    assert_string_equal(of_sha256(o), hex);
+    assert_int_equal(of_commit(o, &err), 0);
+    size_t n = 0;
+    char *c = slurp(f->dir, "mixed.bin", &n);
+    assert_int_equal(n, total);
+    assert_memory_equal(c, data, total);
+    file_sha(f->dir, "mixed.bin", fh);
+    assert_string_equal(fh, hex);
+    free(c);
+    free(data);
+    sbuf_free(&err);
+}
+
 /* fdatasync as publish.c's syncer thread calls it (this definition takes the place of
  * libc's in this program): counted, and failing with EIO while datasync_fail is set */
 static int datasyncs, datasync_fail;
@@ -1059,6 +1096,7 @@ int main(void)
         T(test_publish_atomic),
         T(test_publish_large_file_hash),
         T(test_publish_early_sync_error_reported),
+        T(test_publish_pieces_large_and_small_in_order),
         T(test_publish_large_file_synced_while_written),
         T(test_publish_abort),
         T(test_xml_bytes_markup_and_whitespace),
