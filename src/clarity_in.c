@@ -137,6 +137,31 @@ static void after_value(cin_parser *p)
         f->index++;
 }
 
+/* same_bytes - a[0..n) == b[0..n), n <= 48, by 8-byte words (the last one overlapping the one
+ * before): glibc's memcmp reads a short string with one masked vector load, which stalled
+ * here for as long as the stores of the path just appended took to reach the cache */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    if (n < 8) {
+        size_t i = 0;
+        for (; i < n; i++)
+            if (a[i] != b[i])
+                return 0;
+        return 1;
+    }
+    size_t i = 0;
+    for (; i + 8 < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return 0;
+    }
+    memcpy(&x, a + n - 8, 8);
+    memcpy(&y, b + n - 8, 8);
+    return x == y;
+}
+
 /* find_slot - the schema slot of a path.  Records of one export share their shape, so the
  * k-th scalar of a record mostly has the path the k-th scalar of the previous record had:
  * that is checked first (one comparison), before the schema's hash table. */
@@ -146,7 +171,7 @@ static int find_slot(cin_parser *p, int group, const char *path, size_t plen)
     if (k < CIN_SHAPE_CACHE) {
         shape_entry *e = &p->shape_cache[k];
         if (e->group == group && e->len == plen && plen <= sizeof e->path &&
-            memcmp(e->path, path, plen) == 0)
+            same_bytes(e->path, path, plen))
             return e->slot;
         int slot = schema_find_slot(p->schema, group, path, plen);
         if (plen <= sizeof e->path) {

@@ -590,6 +590,49 @@ static void test_unknown_fields_not_stored(void **state)
     assert_false(r->leaked);
 }
 
+/* the reader remembers the path of the k-th scalar of the previous record and compares the
+ * next record's with it before looking the path up: two paths of the same length that
+ * differ in any one byte (first, last, inside a word of eight, at every length up to the
+ * 48 bytes it remembers, and beyond) must still go to their own fields */
+typedef struct {
+    int s1, s2;
+    int got1, got2; /* records whose value arrived in field 1, in field 2 */
+} two_paths;
+
+static int on_path_record(void *ctx, record *r)
+{
+    two_paths *t = ctx;
+    t->got1 += record_get(r, REC_HEADER, 0, t->s1, NULL) != NULL;
+    t->got2 += record_get(r, REC_HEADER, 0, t->s2, NULL) != NULL;
+    return 0;
+}
+
+static void test_same_length_paths_told_apart(void **state)
+{
+    (void)state;
+    for (size_t len = 1; len <= 56; len++)
+        for (size_t d = 0; d < len; d++) {
+            char k1[64], k2[64], in[256];
+            memset(k1, 'k', len);
+            k1[len] = '\0';
+            memcpy(k2, k1, len + 1);
+            k2[d] = 'q';
+            rec_schema *sc = schema_new();
+            two_paths t = {schema_slot(sc, REC_HEADER, k1), schema_slot(sc, REC_HEADER, k2), 0, 0};
+            /* k1, then k2 at the same place, then k1 again */
+            snprintf(in, sizeof in, "{\"%s\":1}\n{\"%s\":2}\n{\"%s\":3}\n", k1, k2, k1);
+            cin_parser *p = cin_new(sc, on_path_record, &t);
+            assert_int_equal(cin_feed(p, in, strlen(in)), CIN_OK);
+            assert_int_equal(cin_finish(p), CIN_OK);
+            cin_free(p);
+            schema_free(sc);
+            if (t.got1 != 2 || t.got2 != 1)
+                fail_msg("length %zu, differing at %zu: %d values in the first field, %d in the "
+                         "second (expected 2 and 1)",
+                         len, d, t.got1, t.got2);
+        }
+}
+
 static int on_two(void *ctx, record *r)
 {
     char(*out)[2][VLEN] = ctx;
@@ -742,6 +785,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_array_element_that_is_an_array, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_object_offset_any_chunking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_fields_not_stored, setup, teardown),
+        cmocka_unit_test(test_same_length_paths_told_apart),
         cmocka_unit_test_setup_teardown(test_containers_are_not_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ndjson_record_with_array_named_like_a_kind, setup,
                                         teardown),
