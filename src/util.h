@@ -25,8 +25,18 @@ static inline void sbuf_add(sbuf *b, const void *data, size_t n)
 {
     if (!b->p || b->len + n + 1 > b->cap) /* (no buffer means cap 0: says so to analysers) */
         sbuf_grow(b, n);
-    if (n)
-        memcpy(b->p + b->len, data, n);
+    char *d = b->p + b->len;
+    const char *s = data;
+    if (n >= 8 && n <= 16) { /* two overlapping words: glibc's short copies use masked vector
+                              * moves, slow on this machine's CPU (see same_bytes) */
+        uint64_t x, y;
+        memcpy(&x, s, 8);
+        memcpy(&y, s + n - 8, 8);
+        memcpy(d, &x, 8);
+        memcpy(d + n - 8, &y, 8);
+    } else if (n) {
+        memcpy(d, s, n);
+    }
     b->len += n;
     b->p[b->len] = '\0';
 }

@@ -298,6 +298,35 @@ static void test_utc_time_and_tm(void **state)
     }
 }
 
+/* sbuf_add copies 8 to 16 bytes as two overlapping words, others with memcpy: every length
+ * from 0 to 40, after every length already in the buffer (and across its growth), gives the
+ * same bytes as the plain rule, NUL-terminated, and reads nothing past the source */
+static void test_sbuf_add_every_length(void **state)
+{
+    (void)state;
+    char src[64], want[256];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (char)('A' + i % 53);
+    for (size_t pre = 0; pre < 40; pre++)
+        for (size_t n = 0; n <= 40; n++) {
+            sbuf b = {0};
+            for (size_t i = 0; i < pre; i++)
+                sbuf_addc(&b, (char)('0' + i % 10));
+            /* the source ends at the end of a heap block: an over-read is ASan's to see */
+            char *exact = malloc(n ? n : 1);
+            memcpy(exact, src + n % 7, n);
+            sbuf_add(&b, exact, n);
+            free(exact);
+            for (size_t i = 0; i < pre; i++)
+                want[i] = (char)('0' + i % 10);
+            memcpy(want + pre, src + n % 7, n);
+            assert_int_equal(b.len, pre + n);
+            assert_memory_equal(b.p, want, pre + n);
+            assert_int_equal(b.p[b.len], '\0');
+            sbuf_free(&b);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_random_strings),
         cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_utc_time_and_tm),
+        cmocka_unit_test(test_sbuf_add_every_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
