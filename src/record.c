@@ -183,6 +183,31 @@ void record_free(record *r)
     memset(r, 0, sizeof *r);
 }
 
+/* record_copy - dst becomes src's equal, in dst's own memory (grown when needed) */
+void record_copy(record *dst, const record *src)
+{
+    const rec_schema *s = src->schema;
+    sbuf_reset(&dst->text);
+    sbuf_add(&dst->text, src->text.p ? src->text.p : "", src->text.len);
+    memcpy(dst->hdr, src->hdr, (size_t)schema_nslots(s, REC_HEADER) * sizeof *dst->hdr);
+    for (int g = 0; g < schema_ngroups(s); g++) {
+        const rec_group *a = &src->groups[g];
+        rec_group *b = &dst->groups[g];
+        size_t n = a->nitems * a->nslots;
+        if (b->cap < a->nitems) {
+            b->cap = a->nitems;
+            b->vals = xrealloc(b->vals, b->cap * (b->nslots ? b->nslots : 1) * sizeof *b->vals);
+        }
+        if (n)
+            memcpy(b->vals, a->vals, n * sizeof *b->vals);
+        b->nitems = a->nitems;
+    }
+    dst->index = src->index;
+    dst->offset = src->offset;
+    dst->line = src->line;
+    dst->not_object = src->not_object;
+}
+
 /* record_new_item - start the next item of a group, all of its slots unset */
 int record_new_item(record *r, int group)
 {

@@ -57,6 +57,8 @@ const char *schema_slot_path(const rec_schema *s, int group, int slot);
 void record_init(record *r, const rec_schema *s);
 void record_clear(record *r);
 void record_free(record *r);
+/* record_copy - dst (of the same schema) becomes a copy of src; dst's memory is reused */
+void record_copy(record *dst, const record *src);
 int record_new_item(record *r, int group); /* returns the item index */
 void record_set(record *r, int group, int slot, const char *v, size_t n);
 

@@ -590,6 +590,84 @@ static void test_unknown_fields_not_stored(void **state)
     assert_false(r->leaked);
 }
 
+/* record_copy (what the conversion's reading thread hands to the mapping one) gives a record
+ * equal to its source in every field, item and position, even into a record that held a
+ * larger one before: one destination is reused for every record of a varied file */
+typedef struct {
+    record dst;
+    int s[4], g, gs[2];
+    int n;
+} copy_check;
+
+static void same_field(const record *a, const record *b, int group, size_t item, int slot)
+{
+    size_t la = 0, lb = 0;
+    const char *va = record_get(a, group, item, slot, &la);
+    const char *vb = record_get(b, group, item, slot, &lb);
+    if (!va || !vb) {
+        assert_true(!va && !vb);
+        return;
+    }
+    assert_int_equal(la, lb);
+    assert_memory_equal(va, vb, la);
+    assert_int_equal(vb[lb], '\0');
+}
+
+static int on_copy(void *ctx, record *r)
+{
+    copy_check *c = ctx;
+    record_copy(&c->dst, r);
+    record_clear(r); /* the copy owns nothing of the source */
+    return 0;
+}
+
+static int on_copy_compare(void *ctx, record *r)
+{
+    copy_check *c = ctx;
+    record_copy(&c->dst, r);
+    assert_int_equal(c->dst.index, r->index);
+    assert_int_equal(c->dst.offset, r->offset);
+    assert_int_equal(c->dst.line, r->line);
+    assert_int_equal(c->dst.not_object, r->not_object);
+    for (int i = 0; i < 4; i++)
+        same_field(r, &c->dst, REC_HEADER, 0, c->s[i]);
+    assert_int_equal(record_nitems(&c->dst, c->g), record_nitems(r, c->g));
+    for (size_t it = 0; it < record_nitems(r, c->g); it++)
+        for (int i = 0; i < 2; i++)
+            same_field(r, &c->dst, c->g, it, c->gs[i]);
+    c->n++;
+    return 0;
+}
+
+static void test_record_copy_equal(void **state)
+{
+    fixture *f = *state;
+    const char *in =
+        "[{\"orderId\":\"A-1\",\"totalAmount\":12.5,\"shippingAddress\":{\"city\":\"Oslo\"},"
+        "\"billingAddress\":{\"street1\":\"1 Main St\"},\"lineItems\":[{\"sku\":\"S1\","
+        "\"quantity\":1},{\"sku\":\"S2\",\"quantity\":2},{\"sku\":\"S3\",\"quantity\":3}]},\n"
+        "{\"orderId\":\"B-2\",\"lineItems\":[{\"quantity\":7}]},\n"
+        "{\"totalAmount\":null,\"billingAddress\":{\"street1\":\"\"},\"lineItems\":[]},\n"
+        "42,\n"
+        "{\"orderId\":\"C-3\",\"shippingAddress\":{\"city\":\"Lund\"},\"lineItems\":[{\"sku\":"
+        "\"S9\"},{\"sku\":\"S10\",\"quantity\":10}]}]";
+    copy_check c = {.s = {f->s_order, f->s_city, f->s_total, f->s_street},
+                    .g = f->g_items,
+                    .gs = {f->s_sku, f->s_qty}};
+    record_init(&c.dst, f->schema);
+    /* first fill dst from the largest record, so that every later copy lands on leftovers */
+    cin_parser *p = cin_new(f->schema, on_copy, &c);
+    assert_int_equal(cin_feed(p, in, strlen(in)), CIN_OK);
+    assert_int_equal(cin_finish(p), CIN_OK);
+    cin_free(p);
+    p = cin_new(f->schema, on_copy_compare, &c);
+    assert_int_equal(cin_feed(p, in, strlen(in)), CIN_OK);
+    assert_int_equal(cin_finish(p), CIN_OK);
+    cin_free(p);
+    assert_int_equal(c.n, 5);
+    record_free(&c.dst);
+}
+
 /* the reader remembers the path of the k-th scalar of the previous record and compares the
  * next record's with it before looking the path up: two paths of the same length that
  * differ in any one byte (first, last, inside a word of eight, at every length up to the
@@ -786,6 +864,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_object_offset_any_chunking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_fields_not_stored, setup, teardown),
         cmocka_unit_test(test_same_length_paths_told_apart),
+        cmocka_unit_test_setup_teardown(test_record_copy_equal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_containers_are_not_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ndjson_record_with_array_named_like_a_kind, setup,
                                         teardown),
