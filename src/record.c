@@ -235,8 +235,7 @@ void record_set(record *r, int group, int slot, const char *v, size_t n)
         dst = &g->vals[(g->nitems - 1) * g->nslots + (size_t)slot];
     }
     dst->off = (uint32_t)r->text.len;
-    dst->len = (uint32_t)n;
-    dst->set = true;
+    dst->len1 = (uint32_t)n + 1; /* n < CIN_MAX_RECORD (64 MiB) */
     sbuf_add(&r->text, v, n);
     sbuf_addc(&r->text, '\0');
 }

@@ -21,9 +21,11 @@
 
 typedef struct rec_schema rec_schema;
 
+/* 8 bytes, not 12: records are filled on one core and read on the other, a cache line at a
+ * time (bench/HISTORY.md, session 6) */
 typedef struct {
-    uint32_t off, len; /* into record.text */
-    bool set;          /* present and not null */
+    uint32_t off;  /* into record.text */
+    uint32_t len1; /* the length + 1; 0: absent or null (so zeroed memory is "unset") */
 } rec_val;
 
 typedef struct {
@@ -75,10 +77,10 @@ static inline const char *record_get(const record *r, int group, size_t item, in
             return NULL;
         v = &g->vals[item * g->nslots + (size_t)slot];
     }
-    if (!v->set)
+    if (!v->len1)
         return NULL;
     if (len)
-        *len = v->len;
+        *len = v->len1 - 1;
     return r->text.p + v->off;
 }
 
