@@ -367,6 +367,30 @@ static void mapped_init(void *elem, const void *arg)
     m->spec = m->rc = 0;
 }
 
+/* prefetch_r - ask for up to max bytes at p, a cache line at a time, for reading */
+static void prefetch_r(const void *p, size_t n, size_t max)
+{
+    n = n < max ? n : max;
+    for (size_t i = 0; i < n; i += 64)
+        __builtin_prefetch((const char *)p + i, 0, 3);
+}
+
+/* mapped_ahead - sb-map's side: the next record's memory, written on the reader's core, asked
+ * for while this one is mapped; its first reads were misses that held sb-map up (pairwise,
+ * ten rounds twice: wall 0.965 and 0.979, bench/HISTORY.md, session 6).  The result of a
+ * speculated record as well: no measurable difference, so not. */
+static void mapped_ahead(const void *elem)
+{
+    const mapped *m = elem;
+    const record *r = &m->rec;
+    const rec_schema *s = r->schema;
+    prefetch_r(r->text.p, r->text.len, 4096);
+    prefetch_r(r->hdr, (size_t)schema_nslots(s, REC_HEADER) * sizeof *r->hdr, 1024);
+    for (int g = 0; g < schema_ngroups(s); g++)
+        prefetch_r(r->groups[g].vals, r->groups[g].nitems * r->groups[g].nslots * sizeof(rec_val),
+                   1024);
+}
+
 static void mapped_free(void *elem)
 {
     mapped *m = elem;
@@ -377,7 +401,7 @@ static void mapped_free(void *elem)
 /* start_pipeline - sb-map, and the reading thread's speculative run */
 static void start_pipeline(job *j)
 {
-    pl_elem e = {sizeof(mapped), mapped_init, mapped_free, j};
+    pl_elem e = {sizeof(mapped), mapped_init, mapped_free, j, mapped_ahead};
     j->pipe = pl_start("sb-map", PL_DEPTH, &e, on_mapped, j);
     if (!j->pipe)
         return;

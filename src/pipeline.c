@@ -82,8 +82,11 @@ static void *consumer(void *arg)
         __atomic_store_n(&p->backlog, p->nq, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&p->mu);
         int rc = 0, done = 0;
-        while (done < n && rc == 0)
+        while (done < n && rc == 0) {
+            if (p->e.ahead && done + 1 < n)
+                p->e.ahead(elem_at(p, batch[done + 1]));
             rc = p->fn(p->ctx, elem_at(p, batch[done++]));
+        }
         pthread_mutex_lock(&p->mu);
         for (int i = 0; i < n; i++)
             p->free_ix[p->nfree++] = batch[i];

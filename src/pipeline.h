@@ -21,12 +21,15 @@ typedef struct pipeline pipeline;
 /* pl_fn - the consumer: 0 to go on, anything else stops the pipeline */
 typedef int (*pl_fn)(void *ctx, void *elem);
 
-/* what the pool holds: elements of `size` bytes, made by init(elem, arg), freed by fini */
+/* what the pool holds: elements of `size` bytes, made by init(elem, arg), freed by fini;
+ * ahead(elem), when set, is called on the consumer's thread for the element after the one fn
+ * is about to get, so that its memory (written on the other core) can be asked for early */
 typedef struct {
     size_t size;
     void (*init)(void *elem, const void *arg);
     void (*fini)(void *elem);
     const void *arg;
+    void (*ahead)(const void *elem);
 } pl_elem;
 
 /* pl_start - a consumer thread named `name` calling fn for every element pushed, with a

@@ -14,7 +14,8 @@
  *     returns -1 (within TEST_DEPTH pushes), pl_finish returns that value and
  *     nothing after the stopping record is consumed;
  *   - pl_finish(p, 1) drops what is queued and returns promptly;
- *   - pl_backlog tells how many records wait for a slow consumer.
+ *   - pl_backlog tells how many records wait for a slow consumer;
+ *   - the ahead hook sees, on the consumer's thread, the element fn gets next.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -234,7 +235,7 @@ static void rec_free(void *elem)
 /* start - a pipeline of records, as the reader's */
 static pipeline *start(fixture *f, pl_fn fn, void *ctx)
 {
-    pl_elem e = {sizeof(record), rec_init, rec_free, f->schema};
+    pl_elem e = {sizeof(record), rec_init, rec_free, f->schema, NULL};
     return pl_start("sb-test", TEST_DEPTH, &e, fn, ctx);
 }
 
@@ -256,6 +257,56 @@ static void test_every_record_once_in_order(void **state)
     assert_int_equal(pl_finish(p, 0), 0);
     record_free(&r);
     check_log(f, N);
+}
+
+/* the ahead hook: on the consumer's thread, called with the element fn gets next (a complete
+ * record, pushed before), never with one already consumed; and not for every element (the
+ * last of a batch has none after it) */
+static struct {
+    pthread_t pusher;
+    uint64_t last; /* index the hook saw last, 0 after fn took it */
+    size_t calls;
+    int wrong; /* a call off the consumer's thread, or not for the next element */
+} ahead_log;
+
+static void ahead_hook(const void *elem)
+{
+    const record *r = elem;
+    if (pthread_equal(pthread_self(), ahead_log.pusher) || r->index == 0)
+        ahead_log.wrong = 1;
+    ahead_log.last = r->index;
+    ahead_log.calls++;
+}
+
+static int consume_after_ahead(void *ctx, void *elem)
+{
+    const record *r = elem;
+    if (ahead_log.last && ahead_log.last != r->index + 1)
+        ahead_log.wrong = 1;
+    ahead_log.last = 0;
+    return consume(ctx, elem);
+}
+
+static void test_ahead_sees_the_next_element(void **state)
+{
+    fixture *f = *state;
+    memset(&ahead_log, 0, sizeof ahead_log);
+    ahead_log.pusher = pthread_self();
+    pl_elem e = {sizeof(record), rec_init, rec_free, f->schema, ahead_hook};
+    pipeline *p = pl_start("sb-test", TEST_DEPTH, &e, consume_after_ahead, f);
+    assert_non_null(p);
+    record r;
+    record_init(&r, f->schema);
+    for (uint64_t i = 1; i <= N; i++) {
+        fill(f, &r, i);
+        assert_int_equal(pl_push(p, &r), 0);
+    }
+    assert_int_equal(pl_finish(p, 0), 0);
+    record_free(&r);
+    check_log(f, N);
+    assert_false(ahead_log.wrong);
+    assert_true(ahead_log.calls > 0);
+    assert_true(ahead_log.calls < N);
 }
 
 static void test_few_records_reach_consumer(void **state)
@@ -392,6 +443,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_every_record_once_in_order),
+        T(test_ahead_sees_the_next_element),
         T(test_few_records_reach_consumer),
         T(test_no_records),
         T(test_consumer_stop),
