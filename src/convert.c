@@ -375,6 +375,14 @@ static void prefetch_r(const void *p, size_t n, size_t max)
         __builtin_prefetch((const char *)p + i, 0, 3);
 }
 
+/* prefetch_w - ask for up to max bytes at p, a cache line at a time, for writing */
+static void prefetch_w(const void *p, size_t n, size_t max)
+{
+    n = n < max ? n : max;
+    for (size_t i = 0; i < n; i += 64)
+        __builtin_prefetch((const char *)p + i, 1, 3);
+}
+
 /* mapped_ahead - sb-map's side: the next record's memory, written on the reader's core, asked
  * for while this one is mapped; its first reads were misses that held sb-map up (pairwise,
  * ten rounds twice: wall 0.965 and 0.979, bench/HISTORY.md, session 6).  The result of a
@@ -440,7 +448,13 @@ static int on_record_read(void *ctx, record *rec)
         m->spec = j->speculate > 0 || (j->speculate == 0 && pl_backlog(j->pipe) >= SPEC_BACKLOG);
         if (m->spec)
             m->rc = tpl_eval(j->run_spec, &m->rec, &m->res);
-        return pl_push(j->pipe, m);
+        int rc = pl_push(j->pipe, m);
+        /* m is now an element back from sb-map: the next copy's destination, asked for
+         * (for writing) while the next record is read */
+        prefetch_w(m->rec.text.p, m->rec.text.len, 4096);
+        prefetch_w(m->rec.hdr, (size_t)schema_nslots(m->rec.schema, REC_HEADER) * sizeof(rec_val),
+                   1024);
+        return rc;
     }
     int rc = on_record(j, rec);
     /* a second thread pays off from about a megabyte on: a one-order file is done sooner
