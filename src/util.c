@@ -500,27 +500,31 @@ size_t utf8_prefix(const char *s, size_t n, size_t max_chars)
     return n;
 }
 
+/* hset_resize - a table of cap slots (a power of two) holding what s holds */
+static void hset_resize(hset *s, size_t cap)
+{
+    uint64_t *slots = xcalloc(cap, sizeof *slots);
+    for (size_t i = 0; i < s->cap; i++) {
+        uint64_t v = s->slots[i];
+        if (!v)
+            continue;
+        size_t j = v & (cap - 1);
+        while (slots[j])
+            j = (j + 1) & (cap - 1);
+        slots[j] = v;
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->cap = cap;
+}
+
 /* hset_add - insert; 0 is remapped so that it can mark empty slots */
 bool hset_add(hset *s, uint64_t h)
 {
     if (h == 0)
         h = 1;
-    if ((s->n + 1) * 2 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        uint64_t *slots = xcalloc(cap, sizeof *slots);
-        for (size_t i = 0; i < s->cap; i++) {
-            uint64_t v = s->slots[i];
-            if (!v)
-                continue;
-            size_t j = v & (cap - 1);
-            while (slots[j])
-                j = (j + 1) & (cap - 1);
-            slots[j] = v;
-        }
-        free(s->slots);
-        s->slots = slots;
-        s->cap = cap;
-    }
+    if ((s->n + 1) * 2 > s->cap)
+        hset_resize(s, s->cap ? s->cap * 2 : 1024);
     size_t j = h & (s->cap - 1);
     while (s->slots[j]) {
         if (s->slots[j] == h)
@@ -530,6 +534,22 @@ bool hset_add(hset *s, uint64_t h)
     s->slots[j] = h;
     s->n++;
     return true;
+}
+
+void hset_reserve(hset *s, size_t n)
+{
+    size_t cap = s->cap ? s->cap : 1024;
+    while (cap < 2 * n) /* at most half full, as hset_add keeps it */
+        cap *= 2;
+    if (cap != s->cap)
+        hset_resize(s, cap);
+}
+
+void hset_clear(hset *s)
+{
+    if (s->slots)
+        memset(s->slots, 0, s->cap * sizeof *s->slots);
+    s->n = 0;
 }
 
 bool hset_has(const hset *s, uint64_t h)

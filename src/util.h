@@ -98,6 +98,10 @@ typedef struct {
 
 bool hset_add(hset *s, uint64_t h); /* true if newly added */
 bool hset_has(const hset *s, uint64_t h);
+/* hset_reserve - room for n hashes in all, so that adding up to n never resizes */
+void hset_reserve(hset *s, size_t n);
+/* hset_clear - empty, keeping the table (no allocation, no fresh pages, when it fills again) */
+void hset_clear(hset *s);
 void hset_free(hset *s);
 
 /* thread_start - pthread_create with every signal blocked in the new thread, named (at most

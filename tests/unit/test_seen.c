@@ -30,7 +30,9 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +301,108 @@ static void test_free_removes_temp_file(void **state)
     assert_int_equal(tmpdir_entries(), 0);
 }
 
+static void test_default_limit_in_memory(void **state)
+{
+    (void)state;
+    /* SEEN_MEM_DEFAULT hashes (the in-memory table at 7/8 full) stay in memory: no database
+     * until the one after them; each found, none of the others */
+    sqlite3_int64 before = sqlite3_memory_used();
+    seen *s = seen_new(SEEN_MEM_DEFAULT);
+    for (uint64_t i = 0; i < SEEN_MEM_DEFAULT; i++)
+        if (add(s, added(i)) != 1)
+            fail_msg("hash #%llu was not reported new", (unsigned long long)i);
+    assert_true(sqlite3_memory_used() == before);
+    for (uint64_t i = 0; i < SEEN_MEM_DEFAULT; i++)
+        if (has(s, added(i)) != 1 || add(s, added(i)) != 0)
+            fail_msg("hash #%llu lost in memory", (unsigned long long)i);
+    for (uint64_t i = 1000000000; i < 1000000000 + N; i++) /* far beyond the added ones */
+        if (has(s, added(i)) != 0)
+            fail_msg("hash never added (%llx) reported present", (unsigned long long)added(i));
+    assert_true(sqlite3_memory_used() == before);
+    assert_int_equal(add(s, added(SEEN_MEM_DEFAULT)), 1);
+    assert_true(sqlite3_memory_used() > before);
+    assert_int_equal(has(s, added(SEEN_MEM_DEFAULT)), 1);
+    seen_free(s);
+}
+
+/* same_buckets - the i-th hash (from 0) whose two buckets are both bucket 0 of a 4-bucket
+ * table (seen.c: the low bits, and the top bits of h * 0x9E3779B97F4A7C15) */
+static uint64_t same_buckets(int i)
+{
+    for (uint64_t k = 0;; k++) {
+        uint64_t h = mix(k);
+        if ((h & 3) == 0 && (h * 0x9E3779B97F4A7C15ull) >> 62 == 0 && i-- == 0)
+            return h;
+    }
+}
+
+static void test_full_bucket_spills_a_hash(void **state)
+{
+    (void)state;
+    /* mem_max 16: four buckets of eight.  Twelve hashes that can all live only in bucket 0:
+     * the ninth finds it full, the moves find no room, and one hash goes to the on-disk part,
+     * long before the table holds 16.  Every one is still found, once. */
+    sqlite3_int64 before = sqlite3_memory_used();
+    seen *s = seen_new(16);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(add(s, same_buckets(i)), 1);
+    assert_true(sqlite3_memory_used() == before);
+    for (int i = 8; i < 12; i++)
+        assert_int_equal(add(s, same_buckets(i)), 1);
+    assert_true(sqlite3_memory_used() > before); /* spilled, though only 12 < 16 were added */
+    for (int round = 0; round < 2; round++) {    /* pending, then in the database */
+        for (int i = 0; i < 12; i++) {
+            assert_int_equal(has(s, same_buckets(i)), 1);
+            assert_int_equal(add(s, same_buckets(i)), 0);
+        }
+        for (int i = 12; i < 20; i++)
+            assert_int_equal(has(s, same_buckets(i)), 0);
+        if (round == 0)
+            push_through(s, 1000000000);
+    }
+    seen_free(s);
+}
+
+static void test_failed_insert_fails_every_later_call(void **state)
+{
+    (void)state;
+    /* the temporary file may not grow beyond 1 MiB (RLIMIT_FSIZE, as a full disk would stop
+     * it): a batch insert fails, with words that say what to do, and from then on every call
+     * fails, since hashes may be missing (and none is added past the pending batch) */
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 1 << 20;
+    signal(SIGXFSZ, SIG_IGN); /* EFBIG instead of the signal */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    seen *s = seen_new(SMALL);
+    sbuf err = {0};
+    uint64_t i = 0;
+    int rc = 1;
+    while (rc == 1 && i < 3000000)
+        rc = seen_add(s, added(i++), &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    print_message("insert failed after %llu hashes: %s\n", (unsigned long long)i, sbuf_str(&err));
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(sbuf_str(&err), "temporary database for duplicate checks"));
+    assert_non_null(strstr(sbuf_str(&err), "TMPDIR"));
+    for (uint64_t k = 0; k < 100000; k++) { /* more than a batch: nothing is staged now */
+        sbuf e = {0};
+        assert_int_equal(seen_add(s, added(i + k), &e), -1);
+        assert_true(e.len > 0);
+        sbuf_free(&e);
+    }
+    sbuf e = {0};
+    assert_int_equal(seen_has(s, added(i + 100000), &e), -1); /* a new hash: no answer */
+    assert_non_null(strstr(sbuf_str(&e), "TMPDIR"));
+    sbuf_free(&e);
+    assert_int_equal(seen_has(s, added(0), &e), 1); /* an in-memory one is still known */
+    sbuf_free(&e);
+    sbuf_free(&err);
+    seen_free(s);
+}
+
 int main(void)
 {
     /* before any SQLite call: SQLite takes the folder's name once */
@@ -319,6 +423,9 @@ int main(void)
         cmocka_unit_test(test_zero_is_one_on_disk),
         cmocka_unit_test(test_mem_max_zero_means_one),
         cmocka_unit_test(test_spill_starts_after_mem_max),
+        cmocka_unit_test(test_default_limit_in_memory),
+        cmocka_unit_test(test_full_bucket_spills_a_hash),
+        cmocka_unit_test(test_failed_insert_fails_every_later_call),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rmdir(tmpdir) != 0) {

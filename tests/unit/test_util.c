@@ -7,6 +7,7 @@
  * makes a borrow).  Each scanner is therefore compared with the plain one-byte-at-a-time rule
  * it replaces, for every position of a special byte in strings of 0 to 40 bytes, over
  * backgrounds of ASCII text, of neighbour bytes and of non-ASCII UTF-8, and for random strings.
+ * Also the hash set's reserve and clear, which seen.c uses to avoid fresh allocations.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -327,9 +328,48 @@ static void test_sbuf_add_every_length(void **state)
         }
 }
 
+/* hset_reserve makes room once: adding up to n afterwards never moves the table (seen.c's
+ * pending set relies on it not to touch fresh pages); hset_clear empties the set and keeps
+ * the table, and the set works as new after it; 0 and 1 are one hash, as documented */
+static void test_hset_reserve_and_clear(void **state)
+{
+    (void)state;
+    hset s = {0};
+    hset_reserve(&s, 5000);
+    const uint64_t *table = s.slots;
+    size_t cap = s.cap;
+    assert_true(cap >= 10000);
+    for (uint64_t i = 0; i < 5000; i++)
+        assert_true(hset_add(&s, i * 0x9E3779B97F4A7C15ull + 7));
+    assert_ptr_equal(s.slots, table);
+    assert_int_equal(s.cap, cap);
+    assert_int_equal(s.n, 5000);
+    for (uint64_t i = 0; i < 5000; i++)
+        assert_true(hset_has(&s, i * 0x9E3779B97F4A7C15ull + 7));
+    hset_reserve(&s, 100); /* never shrinks */
+    assert_ptr_equal(s.slots, table);
+    hset_clear(&s);
+    assert_int_equal(s.n, 0);
+    assert_ptr_equal(s.slots, table);
+    for (uint64_t i = 0; i < 5000; i++)
+        assert_false(hset_has(&s, i * 0x9E3779B97F4A7C15ull + 7));
+    assert_true(hset_add(&s, 0));
+    assert_true(hset_has(&s, 1));
+    assert_false(hset_add(&s, 1));
+    assert_int_equal(s.n, 1);
+    /* a reserve beyond the table moves what it holds */
+    hset_reserve(&s, 100000);
+    assert_true(s.cap >= 200000);
+    assert_true(hset_has(&s, 0));
+    assert_false(hset_has(&s, 2));
+    hset_free(&s);
+    hset_clear(&s); /* harmless on an empty set */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hset_reserve_and_clear),
         cmocka_unit_test(test_special_at_every_position),
         cmocka_unit_test(test_random_strings),
         cmocka_unit_test(test_utf8_valid),
