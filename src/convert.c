@@ -40,7 +40,10 @@
 
 /* a record with its template result: what the reading thread hands to the mapping one (the
  * result's values point into the record's text and the result's arena: they travel together) */
+typedef struct job job;
+
 typedef struct {
+    const job *j; /* the same in every element: for mapped_ahead */
     record rec;
     tpl_result res;
     int spec; /* res holds a speculative evaluation (tpl_run_new_spec) */
@@ -60,7 +63,7 @@ typedef struct {
  */
 #define SPEC_BACKLOG 48
 
-typedef struct {
+struct job {
     const convert_opts *o;
     const char *path; /* for messages */
     const char *file; /* to read */
@@ -84,7 +87,7 @@ typedef struct {
     convert_stats st;
     int status; /* exit status decided inside the callback */
     sbuf err;
-} job;
+};
 
 static const char *const kinds[] = {"orders", "products", "customers", "payments"};
 static const char *const sage_kinds[] = {"inventory", "shipments", "so_status", "items",
@@ -362,6 +365,7 @@ static void mapped_init(void *elem, const void *arg)
 {
     const job *j = arg;
     mapped *m = elem;
+    m->j = j;
     record_init(&m->rec, tpl_schema(j->o->templates));
     tpl_result_init(&m->res, j->t);
     m->spec = m->rc = 0;
@@ -397,6 +401,8 @@ static void mapped_ahead(const void *elem)
     for (int g = 0; g < schema_ngroups(s); g++)
         prefetch_r(r->groups[g].vals, r->groups[g].nitems * r->groups[g].nslots * sizeof(rec_val),
                    1024);
+    if (m->spec)
+        tpl_prefetch(m->j->run, &m->res);
 }
 
 static void mapped_free(void *elem)

@@ -330,6 +330,16 @@ int seen_add(seen *s, uint64_t h, sbuf *err)
     return 1;
 }
 
+void seen_prefetch(const seen *s, uint64_t h)
+{
+    const ctab *t = &s->mem;
+    if (!t->nb)
+        return;
+    h = h ? h : 1;
+    __builtin_prefetch(t->slot + bucket_a(t, h) * SLOTS, 1, 3);
+    __builtin_prefetch(t->slot + bucket_b(t, h) * SLOTS, 1, 3);
+}
+
 void seen_free(seen *s)
 {
     if (!s)

@@ -26,6 +26,9 @@ seen *seen_new(size_t mem_max);
 int seen_has(seen *s, uint64_t h, sbuf *err);
 /* seen_add - 1 when added, 0 when it was there, -1 with err set */
 int seen_add(seen *s, uint64_t h, sbuf *err);
+/* seen_prefetch - ask for the memory seen_has(s, h) and seen_add(s, h) will touch first (the
+ * in-memory table's two buckets of h): they are cache misses in a table of megabytes */
+void seen_prefetch(const seen *s, uint64_t h);
 void seen_free(seen *s);
 
 #endif

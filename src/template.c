@@ -2292,6 +2292,15 @@ int tpl_settle(tpl_run *r, const record *rec, tpl_result *res, int spec_rc)
     return commit_pending(r, res, sp->pset, sp->ph, sp->np);
 }
 
+void tpl_prefetch(const tpl_run *r, const tpl_result *res)
+{
+    const struct tpl_spec *sp = res->spec;
+    if (!sp || sp->abandon)
+        return;
+    for (size_t i = 0; i < sp->nq; i++)
+        seen_prefetch(set_of(r, sp->q[i].set), sp->q[i].h);
+}
+
 void tpl_run_set_hooks(tpl_run *r, const tpl_hooks *h)
 {
     r->hooks = h;

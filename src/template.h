@@ -132,6 +132,9 @@ int tpl_eval(tpl_run *r, const record *rec, tpl_result *res);
  * tpl_eval(r, rec, res) would give, in order: the duplicate questions asked, the values added,
  * or the record evaluated again; returns as tpl_eval */
 int tpl_settle(tpl_run *r, const record *rec, tpl_result *res, int spec_rc);
+/* tpl_prefetch - ask for the memory that tpl_settle will read for res (the duplicate sets'
+ * slots of its questions), a record ahead; no effect on any answer */
+void tpl_prefetch(const tpl_run *r, const tpl_result *res);
 void tpl_result_init(tpl_result *res, const template *t);
 void tpl_result_free(tpl_result *res);
 

@@ -403,6 +403,27 @@ static void test_failed_insert_fails_every_later_call(void **state)
     seen_free(s);
 }
 
+static void test_prefetch_changes_no_answer(void **state)
+{
+    (void)state;
+    /* seen_prefetch only asks for memory: before the first hash (no table yet), for hash 0,
+     * for hashes in memory, on disk or absent, the answers stay what they were */
+    seen *s = seen_new(SMALL);
+    seen_prefetch(s, added(0));
+    seen_prefetch(s, 0);
+    for (uint64_t i = 0; i < 2 * SMALL; i++) {
+        seen_prefetch(s, added(i));
+        assert_int_equal(add(s, added(i)), 1);
+        seen_prefetch(s, added(i));
+        assert_int_equal(has(s, added(i)), 1);
+    }
+    for (uint64_t i = N; i < N + 100; i++) {
+        seen_prefetch(s, added(i));
+        assert_int_equal(has(s, added(i)), 0);
+    }
+    seen_free(s);
+}
+
 int main(void)
 {
     /* before any SQLite call: SQLite takes the folder's name once */
@@ -426,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_default_limit_in_memory),
         cmocka_unit_test(test_full_bucket_spills_a_hash),
         cmocka_unit_test(test_failed_insert_fails_every_later_call),
+        cmocka_unit_test(test_prefetch_changes_no_answer),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rmdir(tmpdir) != 0) {

@@ -85,7 +85,9 @@ static int on_record(void *ctx, record *rec)
     if (f->spec) { /* what convert.c does when the reading thread evaluates ahead */
         if (!f->spec_run)
             f->spec_run = tpl_run_new_spec(f->t);
-        o->rc = tpl_settle(f->run, rec, &f->res, tpl_eval(f->spec_run, rec, &f->res));
+        int spec_rc = tpl_eval(f->spec_run, rec, &f->res);
+        tpl_prefetch(f->run, &f->res); /* as sb-map does a record ahead: changes nothing */
+        o->rc = tpl_settle(f->run, rec, &f->res, spec_rc);
     } else {
         o->rc = tpl_eval(f->run, rec, &f->res);
     }
