@@ -12,6 +12,8 @@ PREFIX  ?= /usr/local
 DATADIR ?= $(PREFIX)/share/sagebridge
 CC      ?= gcc
 PKGS     = yajl libxml-2.0 libcrypto inih sqlite3 libarchive libisal libcurl
+# linked: all but libcurl, which deliver.c loads (dlopen) when a delivery starts
+LINKPKGS = $(filter-out libcurl,$(PKGS))
 WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS  ?= -O2 -g
 # link-time optimisation for the release build: the hot path crosses modules (reader, record,
@@ -20,7 +22,7 @@ CFLAGS  ?= -O2 -g
 LTO     ?= -flto=auto -ffat-lto-objects
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -DSB_DATADIR='"$(DATADIR)"' \
              $(shell pkg-config --cflags $(PKGS))
-LDLIBS   = $(shell pkg-config --libs $(PKGS)) -lcsv -pthread
+LDLIBS   = $(shell pkg-config --libs $(LINKPKGS)) -lcsv -pthread
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 SRCS    := $(wildcard src/*.c)

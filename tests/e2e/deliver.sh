@@ -543,13 +543,35 @@ mcheck "locations: MAIN sets the product's stock, WEST the LOC-WEST location's" 
 stop_mock
 
 # ======================================================================================
+# 7d. libcurl is loaded only to deliver: with a libcurl.so.4 that cannot be loaded first on
+# the library path, run --once still converts; deliver says what is missing (69) and the
+# batch waits in out/clarity, untouched; with the real one it is delivered
+mkdir -p nolib && : >nolib/libcurl.so.4
+start_mock nocurl --auth identity --user api --password "$PW"
+spool nocurl "$D/items.csv"
+LD_LIBRARY_PATH=$PWD/nolib sb -c nocurl/sagebridge.conf run --once
+expect_rc "$T: without a loadable libcurl, run --once converts (libcurl is not linked)" 0
+b_nc=$(batches nocurl)
+expect "$T: without libcurl: the batch is in out/clarity" [ "$(echo "$b_nc" | grep -c .)" = 1 ]
+clarity nocurl identity
+before=$(snapshot nocurl)
+LD_LIBRARY_PATH=$PWD/nolib sb -c nocurl/sagebridge.conf deliver --once
+expect_rc "$T: without a loadable libcurl, deliver exits 69" 69
+expect "$T: deliver names libcurl and the package to install" grep -q "cannot load libcurl (libcurl.so.4).*install the libcurl4 package" "$WORK/err"
+unmoved "without libcurl: nothing moved" nocurl "$before"
+sb -c nocurl/sagebridge.conf deliver --once
+expect_rc "$T: with libcurl, the waiting batch is delivered (exit 0)" 0
+expect "$T: with libcurl: out/clarity is empty" [ -z "$(batches nocurl)" ]
+stop_mock
+
+# ======================================================================================
 # 8. Secrets: the password / client secret in no file of any spool, archive, or output
 sb -c e2e/sagebridge.conf status --json
 expect_rc "$T: status --json runs" 0
 sb --help
 sb -c e2e/sagebridge.conf --help
 leaks=""
-for dir in e2e f500 f503 f429 fdelay fdrop fdropafter fget fwait ffalse kill unidentity unbasic pwidentity pwbasic pwso both oauth oauth2 unk conv1 conv2; do
+for dir in e2e nocurl f500 f503 f429 fdelay fdrop fdropafter fget fwait ffalse kill unidentity unbasic pwidentity pwbasic pwso both oauth oauth2 unk conv1 conv2; do
     [ -d "$dir" ] || continue
     for s in "$PW" "$CS"; do
         l=$(grep -r -a -l -F -- "$s" "$dir" 2>/dev/null)
