@@ -672,10 +672,11 @@ static int parse_outputs(const char *json, pub_file *f, int max)
             yajl_val nm = yajl_tree_get(o, pn, yajl_t_string);
             yajl_val sh = yajl_tree_get(o, ps, yajl_t_string);
             yajl_val sz = yajl_tree_get(o, pz, yajl_t_number);
-            if (!nm || !sh)
+            const char *name = YAJL_GET_STRING(nm), *sha = YAJL_GET_STRING(sh);
+            if (!name || !sha)
                 continue;
-            snprintf(f[n].name, sizeof f[n].name, "%s", YAJL_GET_STRING(nm));
-            snprintf(f[n].sha256, sizeof f[n].sha256, "%s", YAJL_GET_STRING(sh));
+            snprintf(f[n].name, sizeof f[n].name, "%s", name);
+            snprintf(f[n].sha256, sizeof f[n].sha256, "%s", sha);
             f[n].size = sz && YAJL_IS_INTEGER(sz) ? (uint64_t)YAJL_GET_INTEGER(sz) : 0;
             n++;
         }

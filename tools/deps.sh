@@ -2,17 +2,18 @@
 # deps.sh - make sure the Debian packages sagebridge builds and tests with are installed.
 #
 # Usage: tools/deps.sh [build|test]
-#   build  libraries and tools needed to compile ./sagebridge
-#   test   the above plus what the test suite uses (cmocka, xmllint, python3)
+#   build  libraries and tools needed to compile ./sagebridge (python3: the profile-guided
+#          build trains on an export bench/gen-orders.py generates)
+#   test   the above plus what the test suite uses (cmocka, xmllint)
 #
 # As root it installs what is missing with apt-get; otherwise it prints the exact
 # command to run and exits 1.  It prints nothing when everything is present.
 set -eu
 want=${1:-build}
 pkgs="gcc make pkg-config libyajl-dev libcsv-dev libxml2-dev libarchive-dev libisal-dev \
-libcurl4-openssl-dev libsqlite3-dev libssl-dev libinih-dev"
+libcurl4-openssl-dev libsqlite3-dev libssl-dev libinih-dev python3"
 if [ "$want" = test ]; then
-    pkgs="$pkgs libcmocka-dev libxml2-utils python3"
+    pkgs="$pkgs libcmocka-dev libxml2-utils"
 fi
 missing=""
 for p in $pkgs; do
