@@ -61,7 +61,12 @@ build/.test-deps: tools/deps.sh build/.deps
 deps: build/.deps
 test-deps: build/.test-deps
 
-build/obj/%.o: src/%.c $(wildcard src/*.h) $(TRAINED) | build/.deps
+# which build the objects in build/obj are from: switching PGO rebuilds them
+build/.pgo-$(PGO): | build/.deps
+	@rm -f build/.pgo-*
+	@touch $@
+
+build/obj/%.o: src/%.c $(wildcard src/*.h) $(TRAINED) build/.pgo-$(PGO) | build/.deps
 	@mkdir -p build/obj
 	$(CC) $(ALL_CFLAGS) $(LTO) $(PGO_USE) -c -o $@ $<
 
