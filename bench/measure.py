@@ -135,13 +135,14 @@ def cmd_meta(records, ident, argv):
     rec = {"id": ident, "kind": "meta"}
     for kv in argv:
         k, _, v = kv.partition("=")
-        try:
+        # a number only when it is written as one: a hash prefix such as 9802400e5476 is
+        # text (float() took it for 9802400 x 10^5476, and the report printed "inf")
+        if re.fullmatch(r"-?[0-9]+", v):
             rec[k] = int(v)
-        except ValueError:
-            try:
-                rec[k] = float(v)
-            except ValueError:
-                rec[k] = v
+        elif re.fullmatch(r"-?[0-9]+\.[0-9]+", v):
+            rec[k] = float(v)
+        else:
+            rec[k] = v
     append(records, rec)
     return 0
 
