@@ -557,7 +557,7 @@ int arc_add_files_bg(arc_writer *w, const char *const *members, const char *cons
     return 0;
 }
 
-int arc_commit(arc_writer *w, char **rel, sbuf *err)
+int arc_commit(arc_writer *w, char **rel, bool sync_dir, sbuf *err)
 {
     int rc = -1;
     if (join_feeder(w, err) != 0)
@@ -581,7 +581,7 @@ int arc_commit(arc_writer *w, char **rel, sbuf *err)
         sbuf_printf(err, "%s: cannot rename the archive: %s", w->fin, strerror(errno));
         goto out;
     }
-    if (fsync_dir(w->dir, err) != 0)
+    if (sync_dir && fsync_dir(w->dir, err) != 0)
         goto out;
     *rel = w->rel;
     w->rel = NULL;
@@ -610,7 +610,7 @@ int archive_write(const char *archive_dir, const char *batch_id, time_t day, tim
             arc_abort(w);
             return -1;
         }
-    return arc_commit(w, rel, err);
+    return arc_commit(w, rel, true, err);
 }
 
 /* ---------------------------------------------------------------- reading */

@@ -43,9 +43,10 @@ int arc_add_bg(arc_writer *w, const char *member, const char *path, sbuf *err);
  * failed) */
 int arc_add_files_bg(arc_writer *w, const char *const *members, const char *const *paths, int n,
                      sbuf *err);
-/* arc_commit - finish, fsync, rename into place and fsync the folder; *rel gets
+/* arc_commit - finish, fsync, rename into place and fsync the folder (unless sync_dir is
+ * false: the caller syncs archive/YYYY/MM/DD once for several); *rel gets
  * "YYYY/MM/DD/ID.tar.gz"; frees w (on failure too, removing the temporary file) */
-int arc_commit(arc_writer *w, char **rel, sbuf *err);
+int arc_commit(arc_writer *w, char **rel, bool sync_dir, sbuf *err);
 /* arc_abort - drop the archive being written; frees w */
 void arc_abort(arc_writer *w);
 

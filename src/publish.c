@@ -340,7 +340,8 @@ int publish_rename(const char *dir, const char *name, sbuf *err)
     return rc;
 }
 
-int publish_done(const char *dir, const pub_file *files, int n, const char *done, sbuf *err)
+int publish_done(const char *dir, const pub_file *files, int n, const char *done, bool sync_dir,
+                 sbuf *err)
 {
     sbuf list = {0};
     for (int i = 0; i < n; i++)
@@ -349,7 +350,7 @@ int publish_done(const char *dir, const pub_file *files, int n, const char *done
     int rc = d ? of_write(d, list.p ? list.p : "", list.len) : -1;
     if (d)
         rc = of_commit(d, err) || rc;
-    if (rc == 0)
+    if (rc == 0 && sync_dir)
         rc = fsync_dir(dir, err);
     sbuf_free(&list);
     return rc;
@@ -362,7 +363,7 @@ int publish_files(const char *dir, const pub_file *files, int n, const char *don
             return -1;
     if (fsync_dir(dir, err) != 0)
         return -1;
-    return done ? publish_done(dir, files, n, done, err) : 0;
+    return done ? publish_done(dir, files, n, done, true, err) : 0;
 }
 
 void of_abort(ofile *f)

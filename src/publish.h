@@ -8,6 +8,7 @@
 #ifndef SAGEBRIDGE_PUBLISH_H
 #define SAGEBRIDGE_PUBLISH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,8 +43,10 @@ int of_finish(ofile *f, pub_file *out, sbuf *err);
 int publish_files(const char *dir, const pub_file *files, int n, const char *done, sbuf *err);
 /* publish_rename - ".NAME.sbtmp" -> "NAME"; 1 when neither exists (taken away already) */
 int publish_rename(const char *dir, const char *name, sbuf *err);
-/* publish_done - write DONE (sha256sum format) for files, then fsync the folder */
-int publish_done(const char *dir, const pub_file *files, int n, const char *done, sbuf *err);
+/* publish_done - write DONE (sha256sum format) for files, then fsync the folder unless
+ * sync_dir is false (the caller syncs it once for several) */
+int publish_done(const char *dir, const pub_file *files, int n, const char *done, bool sync_dir,
+                 sbuf *err);
 /* of_abort - remove the temporary file; frees f */
 void of_abort(ofile *f);
 const char *of_name(const ofile *f);

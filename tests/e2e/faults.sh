@@ -131,6 +131,32 @@ for point in after-claim after-convert after-converted after-link after-rename-1
 done
 
 # ------------------------------------------------------------------------
+# 1a. a crash after publication leaves the batch's links to its outputs in work/ (.ID=NAME,
+# read by the archive); earlier versions kept them in a folder work/ID.d/.  A spool left
+# in that older layout is taken over: the links are moved, the batch archived with every
+# output, and work/ ends empty.
+fresh crash-old-links
+cp "$WORK/exp-examples"/* "$SPOOL/in/clarity/"
+SAGEBRIDGE_CRASH_AT=after-published sb run --once
+expect "faults: old links: the process dies by SIGKILL after publication (got $rc)" [ "$rc" = 137 ]
+moved=0
+for l in "$SPOOL"/work/.*=*; do
+    [ -e "$l" ] || continue
+    b=${l##*/}
+    id=${b%%=*}
+    id=${id#.}
+    mkdir -p "$SPOOL/work/$id.d" && mv "$l" "$SPOOL/work/$id.d/${b#*=}" && moved=$((moved + 1))
+done
+published=$(ls "$SPOOL/out/sage" | grep -c '^SO_.*\.\(csv\|xml\)$')
+expect "faults: old links: every output published and not yet archived had a link in work/ ($moved of $published)" [ "$moved" = "$published" -a "$moved" -ge 3 ]
+sb run --once
+expect "faults: old links: the restart exits 0 (got $rc)" [ "$rc" = 0 ]
+arcout=$(for t in "$SPOOL"/archive/*/*/*/*.tar.gz; do tar -tzf "$t"; done 2>/dev/null | grep -c '^output/SO_.*\.\(csv\|xml\)$')
+nout=$(ls "$SPOOL/out/sage" | grep -c '^SO_.*\.\(csv\|xml\)$')
+expect "faults: old links: every published output is in an archive ($arcout of $nout)" [ "$arcout" = "$nout" ]
+check_invariants "$SPOOL" "$WORK/exp-examples" "old links"
+
+# ------------------------------------------------------------------------
 # 1b. the same crashes in a batch whose orderIds partly were published before
 # (SPEC §3 rule 3): after recovery the old keys are reported as duplicates,
 # the new ones published, and no key of the batch counts as its own duplicate
@@ -345,6 +371,21 @@ for bid, b in batches.items():
         dir_after = any(y[0] in ("fsync", "fdatasync") and y[1] == os.path.dirname(x[2]) for y in ev[j:])
         if not (synced and dir_after):
             bad_arc.append(bid)
+# an input leaves work/ only once its archive's folder was synced after the archive's rename
+# (in a group, the folder is synced once after all of the group's archives)
+bad_rm = []
+for u, x in enumerate(ev):
+    if x[0] != "unlink" or os.path.dirname(x[1]) != spool + "/work" or os.path.basename(x[1]).startswith("."):
+        continue
+    ren = [j for j, y in enumerate(ev[:u]) if y[0] == "rename" and len(y) == 3 and y[2].startswith(arc)
+           and y[2].endswith(".tar.gz")]
+    if not ren or not any(y[0] in ("fsync", "fdatasync") and y[1] == os.path.dirname(ev[ren[-1]][2])
+                          for y in ev[ren[-1]:u]):
+        bad_rm.append(os.path.basename(x[1]))
+removed = sum(1 for x in ev if x[0] == "unlink" and os.path.dirname(x[1]) == spool + "/work"
+              and not os.path.basename(x[1]).startswith("."))
+res("every input is removed from work/ after its archive's folder is synced (%d removed)" % removed,
+    not bad_rm and removed >= n_in, str(bad_rm))
 res("one batch per example published (%d of %d)" % (len(batches), n_in), len(batches) == n_in, str(sorted(batches)))
 res("the ledger's WAL is synced after each conversion commits and before its first output is renamed into out/sage",
     batches and not bad_wal, "not for %s" % bad_wal)

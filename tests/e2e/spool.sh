@@ -652,6 +652,10 @@ until_true 30 grep -q 'event=reloaded' "$WORK/s7.log"
 expect "spool: watch: SIGHUP with a good config logs reloaded" grep -q 'event=reloaded' "$WORK/s7.log"
 until_true 40 has_done s7 "$GOLD/orders-csv-quoting/input/orders-quoting.json"
 expect "spool: watch: the reloaded settle_ms = 0 takes a fresh file" has_done s7 "$GOLD/orders-csv-quoting/input/orders-quoting.json"
+# archive/CHAIN follows the batches of a watching run scan by scan, not only at its exit
+chain_names() { [ "$(awk '{print $2}' "$S/archive/CHAIN" 2>/dev/null)" = "$(batch_of s7 "$GOLD/orders-csv-quoting/input/orders-quoting.json")" ]; }
+until_true 30 chain_names
+expect "spool: watch: archive/CHAIN names the newest batch while the run goes on" chain_names
 kill -TERM "$WPID"
 until_true 50 eval '! kill -0 "$WPID" 2>/dev/null'
 if kill -0 "$WPID" 2>/dev/null; then
