@@ -569,6 +569,19 @@ static void link_path(sbuf *p, const spool *s, const char *id, const char *name)
     sbuf_printf(p, "%s/.%s=%s", s->work, id, name);
 }
 
+/* is_link_name - NAME is one link_path makes: ".YYYYMMDDTHHMMSSZ-...=..." (a hidden input,
+ * should the ignore patterns let one in, is not taken for one and removed) */
+static bool is_link_name(const char *name)
+{
+    if (name[0] != '.' || strlen(name) < 19 || name[9] != 'T' || name[16] != 'Z' ||
+        name[17] != '-' || !strchr(name + 18, '='))
+        return false;
+    for (int i = 1; i < 16; i++)
+        if (i != 9 && (name[i] < '0' || name[i] > '9'))
+            return false;
+    return true;
+}
+
 /* ----------------------------------------------------------- ledger hooks */
 
 typedef struct {
@@ -2236,7 +2249,7 @@ static void recover(spool *s)
     char **names = NULL;
     int nn = 0;
     while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.' || strchr(e->d_name, '=')) {
+        if (e->d_name[0] != '.' || is_link_name(e->d_name)) {
             names = xrealloc(names, (size_t)(nn + 1) * sizeof *names);
             names[nn++] = xstrdup(e->d_name);
         }

@@ -155,6 +155,16 @@ arcout=$(for t in "$SPOOL"/archive/*/*/*/*.tar.gz; do tar -tzf "$t"; done 2>/dev
 nout=$(ls "$SPOOL/out/sage" | grep -c '^SO_.*\.\(csv\|xml\)$')
 expect "faults: old links: every published output is in an archive ($arcout of $nout)" [ "$arcout" = "$nout" ]
 check_invariants "$SPOOL" "$WORK/exp-examples" "old links"
+# a stale link of a batch the ledger does not know is removed at start; a hidden file that
+# only looks a little like one is not touched
+fresh stale-links
+echo x >"$SPOOL/work/.20260101T000000Z-orders-deadbeef=SO_20260101T000000Z-orders-deadbeef_StgSOLine.csv"
+echo y >"$SPOOL/work/.keep=me.json"
+sb run --once
+expect "faults: stale links: run --once exits 0 (got $rc)" [ "$rc" = 0 ]
+expect "faults: stale links: a link of an unknown batch is removed" [ ! -e "$SPOOL/work/.20260101T000000Z-orders-deadbeef=SO_20260101T000000Z-orders-deadbeef_StgSOLine.csv" ]
+expect "faults: stale links: another hidden file in work/ is left alone" [ -e "$SPOOL/work/.keep=me.json" ]
+
 
 # ------------------------------------------------------------------------
 # 1b. the same crashes in a batch whose orderIds partly were published before
