@@ -117,6 +117,8 @@ static const char default_ignore[] = "*.filepart *.part *.tmp .* ~$* *.sbtmp";
 /* a batch converted and committed, waiting in the group for publication */
 typedef struct {
     batch_row b;
+    pub_file f[SW_MAX_FILES]; /* its outputs (b.outputs, parsed once) */
+    int nf;
     int fd;       /* the claim on work/NAME: its lock keeps other instances' recovery off */
     bool flagged; /* rejected or duplicate records: exit status 65 */
     char *marker; /* the input's NAME.done (done_marker), removed once archived; or NULL */
@@ -1300,10 +1302,10 @@ static void log_converted(const batch_row *b)
  * so the folder's sync must come first).  A failure sets st[i] to -1 (logged). */
 static void group_archive(spool *s, pending *g, int n, int *st)
 {
-    int todo = 0;
+    int due = 0;
     for (int i = 0; i < n; i++)
-        todo += st[i] == 0;
-    if (!todo)
+        due += st[i] == 0;
+    if (!due)
         return;
     if (ledger_begin(s->led) != 0) {
         for (int i = 0; i < n; i++)
@@ -1314,7 +1316,6 @@ static void group_archive(spool *s, pending *g, int n, int *st)
             }
         return;
     }
-    pub_file f[SW_MAX_FILES];
     char *dirs[GROUP_MAX];
     int nd = 0;
     bool spoilt = false;
@@ -1322,8 +1323,7 @@ static void group_archive(spool *s, pending *g, int n, int *st)
     for (int i = 0; i < n && !spoilt; i++) {
         if (st[i] != 0)
             continue;
-        int nf = parse_outputs(g[i].b.outputs, f, SW_MAX_FILES);
-        st[i] = archive_batch(s, &g[i].b, f, nf, true);
+        st[i] = archive_batch(s, &g[i].b, g[i].f, g[i].nf, true);
         spoilt = st[i] == -2;
         if (spoilt)
             sbuf_printf(&err, "ledger: %s (at batch %s)", ledger_error(s->led), g[i].b.id);
@@ -1393,7 +1393,6 @@ static void group_flush(spool *s)
     pending *g = s->group;
     int st[GROUP_MAX]; /* 0: on its way; -1: stopped (logged) */
     bool marker[GROUP_MAX], sync_sage = false, sync_ops = false;
-    pub_file f[SW_MAX_FILES];
     int synced = ledger_sync(s->led);
     for (int i = 0; i < n; i++) {
         st[i] = 0;
@@ -1410,8 +1409,7 @@ static void group_flush(spool *s)
         }
         fault("after-converted");
         log_converted(b);
-        int nf = parse_outputs(b->outputs, f, SW_MAX_FILES);
-        st[i] = publish_names(s, b, f, nf, &marker[i]);
+        st[i] = publish_names(s, b, g[i].f, g[i].nf, &marker[i]);
         if (st[i] == 0) {
             sync_sage |= strcmp(out_of(s, b), s->out_sage) == 0;
             sync_ops |= strcmp(out_of(s, b), s->out_sage) != 0;
@@ -1433,8 +1431,7 @@ static void group_flush(spool *s)
                       log_q(sbuf_str(sage ? &es : &eo)));
             st[i] = -1;
         } else if (marker[i]) {
-            int nf = parse_outputs(b->outputs, f, SW_MAX_FILES);
-            st[i] = publish_marker(s, b, f, nf, false);
+            st[i] = publish_marker(s, b, g[i].f, g[i].nf, false);
             sync_sage |= st[i] == 0;
         }
     }
@@ -1458,7 +1455,7 @@ static void group_flush(spool *s)
                 log_event(LOG_LVL_INFO, b->id, b->input_name, "published",
                           "records=%lld published=%lld rejected=%lld duplicate=%lld files=%d",
                           (long long)b->records, (long long)b->published, (long long)b->rejected,
-                          (long long)b->duplicate, parse_outputs(b->outputs, f, SW_MAX_FILES));
+                          (long long)b->duplicate, g[i].nf);
                 fault("after-published");
             }
         }
@@ -1489,6 +1486,7 @@ static void group_add(spool *s, batch_row *b, int fd, bool flagged)
     if (s->ngroup == 0)
         s->group_t0 = now_ms();
     pending *e = &s->group[s->ngroup++];
+    e->nf = parse_outputs(b->outputs, e->f, SW_MAX_FILES);
     e->b = *b;
     memset(b, 0, sizeof *b);
     e->fd = fd;
