@@ -1266,19 +1266,35 @@ static void cleanup(spool *s, const batch_row *b, int fd)
      * fsync of the cycle carries it anyway. */
 }
 
+/* mark_published - commit "published" and say so; 0, or -1 (logged) */
+static int mark_published(spool *s, batch_row *b, int nfiles)
+{
+    if (commit_state(s, b, B_PUBLISHED) != 0)
+        return -1;
+    log_event(LOG_LVL_INFO, b->id, b->input_name, "published",
+              "records=%lld published=%lld rejected=%lld duplicate=%lld files=%d",
+              (long long)b->records, (long long)b->published, (long long)b->rejected,
+              (long long)b->duplicate, nfiles);
+    fault("after-published");
+    return 0;
+}
+
+/* log_unsynced - a conversion committed whose WAL sync failed: nothing is published on it */
+static void log_unsynced(spool *s, const char *id, const char *name)
+{
+    log_event(LOG_LVL_ERROR, id, name, "ledger-failed",
+              "error=%s action=\"nothing published; the next start finishes the batch\"",
+              log_q(ledger_error(s->led)));
+}
+
 /* finish_batch - from whatever state the ledger has, on to archived and clean */
 static int finish_batch(spool *s, batch_row *b, int fd)
 {
     pub_file f[SW_MAX_FILES];
     int n = parse_outputs(b->outputs, f, SW_MAX_FILES);
     if (strcmp(b->state, B_CONVERTED) == 0) {
-        if (publish(s, b, f, n) != 0 || commit_state(s, b, B_PUBLISHED) != 0)
+        if (publish(s, b, f, n) != 0 || mark_published(s, b, n) != 0)
             return EX_IOERR;
-        log_event(LOG_LVL_INFO, b->id, b->input_name, "published",
-                  "records=%lld published=%lld rejected=%lld duplicate=%lld files=%d",
-                  (long long)b->records, (long long)b->published, (long long)b->rejected,
-                  (long long)b->duplicate, n);
-        fault("after-published");
     }
     if (strcmp(b->state, B_PUBLISHED) == 0 && archive_batch(s, b, f, n, false) != 0)
         return EX_IOERR;
@@ -1401,9 +1417,7 @@ static void group_flush(spool *s)
         if (strcmp(b->state, B_CONVERTED) != 0)
             continue; /* a duplicate input: committed as published, only archived */
         if (synced != 0) {
-            log_event(LOG_LVL_ERROR, b->id, b->input_name, "ledger-failed",
-                      "error=%s action=\"nothing published; the next start finishes the batch\"",
-                      log_q(ledger_error(s->led)));
+            log_unsynced(s, b->id, b->input_name);
             st[i] = -1;
             continue;
         }
@@ -1449,15 +1463,7 @@ static void group_flush(spool *s)
         batch_row *b = &g[i].b;
         if (st[i] == 0 && strcmp(b->state, B_CONVERTED) == 0) {
             fault("after-done");
-            if (commit_state(s, b, B_PUBLISHED) != 0) {
-                st[i] = -1;
-            } else {
-                log_event(LOG_LVL_INFO, b->id, b->input_name, "published",
-                          "records=%lld published=%lld rejected=%lld duplicate=%lld files=%d",
-                          (long long)b->records, (long long)b->published, (long long)b->rejected,
-                          (long long)b->duplicate, g[i].nf);
-                fault("after-published");
-            }
+            st[i] = mark_published(s, b, g[i].nf);
         }
     }
     group_archive(s, g, n, st);
@@ -1817,9 +1823,7 @@ static int process_claimed(spool *s, const char *name, int fd, time_t claimed, c
         } else if (ledger_sync(s->led) != 0) {
             /* committed but perhaps not durable: nothing is published on it; the batch stays
              * converted, and recovery (which syncs first) publishes it at the next start */
-            log_event(LOG_LVL_ERROR, id, name, "ledger-failed",
-                      "error=%s action=\"nothing published; the next start finishes the batch\"",
-                      log_q(ledger_error(s->led)));
+            log_unsynced(s, id, name);
             worst(s, EX_IOERR);
             result = DONE_SKIP;
         } else {
